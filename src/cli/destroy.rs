@@ -1,0 +1,116 @@
+//! `moat destroy RUN... [-f]`: the entry point for removing runs.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+use super::{address, unknown_flag, usage};
+use crate::error::{Error, Result};
+use crate::run::{reconcile, stop};
+use crate::runtime::Connections;
+use crate::store::{Entry, Record, Store};
+
+const HELP: &str = "\
+Remove runs: their records, logs and any leftover container
+
+Usage: moat destroy RUN... [-f]
+
+A live run is refused unless -f, which stops it first. A corrupt run directory
+(shown by moat list) can be removed by its directory name.
+
+Flags:
+  -f, --force    stop live runs first
+  -h, --help     show this help";
+
+/// Entry point for `moat destroy`.
+pub fn main(args: Vec<OsString>) -> Result<i32> {
+    let mut queries = Vec::new();
+    let mut force = false;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(usage("destroy"))? {
+        match arg {
+            Short('f') | Long("force") => force = true,
+            Short('h') | Long("help") => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            Value(v) => queries.push(v.to_string_lossy().into_owned()),
+            other => {
+                return Err(unknown_flag(
+                    "destroy",
+                    &super::flag_key(&other).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    if queries.is_empty() {
+        return Err(Error::usage("destroy", "name at least one run"));
+    }
+    let store = Store::open()?;
+    let entries = store.list()?;
+    let runs: Vec<Record> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Run(r) => Some(r.clone()),
+            Entry::Corrupt { .. } => None,
+        })
+        .collect();
+    let mut conns = Connections::default();
+    let mut code = 0;
+    for query in &queries {
+        // A corrupt directory is removed only when named exactly.
+        if entries
+            .iter()
+            .any(|e| matches!(e, Entry::Corrupt { dir, .. } if dir == query))
+        {
+            store.remove_dir_named(query)?;
+            println!("Removed corrupt run directory {query}");
+            continue;
+        }
+        let record = match address::find(&runs, query) {
+            Ok(r) => r.clone(),
+            Err(e) => {
+                eprintln!("moat: {e}");
+                code = 1;
+                continue;
+            }
+        };
+        if let Err(e) = destroy(&store, &mut conns, record, force) {
+            eprintln!("moat: {e}");
+            code = 1;
+        }
+    }
+    Ok(code)
+}
+
+fn destroy(store: &Store, conns: &mut Connections, record: Record, force: bool) -> Result<()> {
+    let checked = reconcile::check(store, conns, record);
+    let state = checked.state_text();
+    let mut record = checked.record;
+    if !record.state.is_final() {
+        if !force {
+            return Err(Error::failed(format!(
+                "run {} is {state}; stop it first or use destroy -f",
+                record.id,
+            )));
+        }
+        record = match stop::stop(store, conns, &record, Duration::from_secs(10))? {
+            stop::Stopped::Now(r) | stop::Stopped::Already(r) => r,
+        };
+    }
+    // The owner removes its container at the end unless the run keeps it; a kept one, or
+    // one left by a crash, goes now.
+    if let Some(container) = &record.container_id
+        && (record.keep || record.error.is_some())
+    {
+        match conns.for_record(&record.runtime) {
+            Ok(rt) => rt.remove(container)?,
+            Err(e) if record.keep => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
+    store.remove(&record.id)?;
+    println!("Removed run {} ({})", record.id, record.name);
+    Ok(())
+}

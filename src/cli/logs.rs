@@ -1,0 +1,291 @@
+//! `moat logs [-f] [-n N] [-t] [--stdout|--stderr] [RUN]`: the entry point for printing a
+//! run's captured output.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, select, tick};
+use lexopt::prelude::*;
+
+use super::{address, string_value, unknown_flag, usage};
+use crate::error::{Error, Result};
+use crate::run::reconcile;
+use crate::runtime::Connections;
+use crate::store::logs::{Follower, LogError, LogLine, LogReader};
+use crate::store::{Record, Store};
+use crate::stream::Stream;
+
+const HELP: &str = "\
+Print a run's captured output
+
+Usage: moat logs [-f] [-n N] [-t] [--stdout | --stderr] [RUN]
+
+RUN defaults to the newest run. Stdout lines go to stdout and stderr lines to
+stderr, byte for byte as the command wrote them. Works without the engine.
+
+Flags:
+  -f, --follow      keep printing while the run is live; exit when it ends
+  -n, --tail N      print only the last N lines
+  -t, --timestamps  start each line with the time it was captured
+      --stdout      only the stdout lines
+      --stderr      only the stderr lines
+  -h, --help        show this help";
+
+/// How often a follower looks for new output.
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+struct Options {
+    tail: Option<usize>,
+    timestamps: bool,
+    only: Option<Stream>,
+}
+
+/// Entry point for `moat logs`.
+pub fn main(args: Vec<OsString>) -> Result<i32> {
+    let mut query: Option<String> = None;
+    let mut follow = false;
+    let mut opts = Options {
+        tail: None,
+        timestamps: false,
+        only: None,
+    };
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(usage("logs"))? {
+        match arg {
+            Short('f') | Long("follow") => follow = true,
+            Short('n') | Long("tail") => {
+                let v = string_value("logs", &mut parser)?;
+                opts.tail = Some(v.parse().map_err(|_| {
+                    Error::usage(
+                        "logs",
+                        format!("invalid -n {v:?}: expected a number of lines (0 or more)"),
+                    )
+                })?);
+            }
+            Short('t') | Long("timestamps") => opts.timestamps = true,
+            Long("stdout") => opts.only = Some(Stream::Stdout),
+            Long("stderr") => opts.only = Some(Stream::Stderr),
+            Short('h') | Long("help") => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            Value(v) if query.is_none() => query = Some(v.to_string_lossy().into_owned()),
+            Value(v) => {
+                return Err(Error::usage(
+                    "logs",
+                    format!("unexpected argument {:?}", v.to_string_lossy()),
+                ));
+            }
+            other => {
+                return Err(unknown_flag(
+                    "logs",
+                    &super::flag_key(&other).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let store = Store::open()?;
+    let record = match &query {
+        Some(q) => address::resolve(&store, q)?,
+        None => store
+            .runs()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::failed("no runs yet"))?,
+    };
+    let mut printer = Printer::new();
+    if follow {
+        follow_run(&store, record, &opts, &mut printer)?;
+    } else {
+        print_all(&store, &record, &opts, &mut printer)?;
+    }
+    Ok(0)
+}
+
+fn open_log(store: &Store, record: &Record) -> Result<Option<File>> {
+    let path = store.logs_path(&record.id);
+    match File::open(&path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::failed(format!(
+            "reading {}: {}",
+            path.display(),
+            crate::runtime::docker::io_reason(&e)
+        ))),
+    }
+}
+
+fn print_all(store: &Store, record: &Record, opts: &Options, out: &mut Printer) -> Result<()> {
+    let Some(file) = open_log(store, record)? else {
+        return Ok(());
+    };
+    let lines = LogReader::new(BufReader::new(file));
+    match opts.tail {
+        None => {
+            for line in lines {
+                out.item(line, opts)?;
+            }
+        }
+        Some(n) => {
+            let mut last: VecDeque<LogLine> = VecDeque::with_capacity(n.min(4096));
+            for line in lines {
+                match line {
+                    Ok(l) if opts.only.is_none_or(|s| s == l.stream) => {
+                        if n > 0 {
+                            if last.len() == n {
+                                last.pop_front();
+                            }
+                            last.push_back(l);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => report(&e, record),
+                }
+            }
+            for l in last {
+                out.line(&l, opts)?;
+            }
+        }
+    }
+    out.flush();
+    Ok(())
+}
+
+/// Print what exists, then what arrives, until the run has ended.
+fn follow_run(store: &Store, record: Record, opts: &Options, out: &mut Printer) -> Result<()> {
+    let mut conns = Connections::default();
+    let checked = reconcile::check(store, &mut conns, record);
+    let record = checked.record;
+    if record.state.is_final() || checked.orphaned {
+        // Nothing more will be captured.
+        return print_all(store, &record, opts, out);
+    }
+    // The owner releases its lock once the log is complete and the record final.
+    let (ended_tx, ended) = bounded(1);
+    let waiter = store.clone();
+    let id = record.id.clone();
+    std::thread::spawn(move || {
+        let _ = ended_tx.send(waiter.wait_owner(&id));
+    });
+
+    // The log file appears when the command starts.
+    let file = loop {
+        if let Some(f) = open_log(store, &record)? {
+            break f;
+        }
+        select! {
+            recv(ended) -> _ => return print_all(store, &record, opts, out),
+            default(FOLLOW_POLL) => {}
+        }
+    };
+    let mut follower = Follower::new(file);
+    // -n applies to what exists when following starts.
+    let mut backlog: Vec<std::result::Result<LogLine, LogError>> = Vec::new();
+    loop {
+        let batch = follower
+            .poll()
+            .map_err(|e| Error::failed(format!("reading logs: {e}")))?;
+        if batch.is_empty() {
+            break;
+        }
+        backlog.extend(batch);
+    }
+    if let Some(n) = opts.tail {
+        let lines: Vec<LogLine> = backlog
+            .into_iter()
+            .filter_map(|l| l.ok())
+            .filter(|l| opts.only.is_none_or(|s| s == l.stream))
+            .collect();
+        for l in &lines[lines.len().saturating_sub(n)..] {
+            out.line(l, opts)?;
+        }
+    } else {
+        for item in backlog {
+            out.item(item, opts)?;
+        }
+    }
+    out.flush();
+
+    let ticker = tick(FOLLOW_POLL);
+    loop {
+        select! {
+            recv(ended) -> _ => {
+                let rest = follower.finish().map_err(|e| Error::failed(format!("reading logs: {e}")))?;
+                for item in rest {
+                    out.item(item, opts)?;
+                }
+                out.flush();
+                return Ok(());
+            }
+            recv(ticker) -> _ => {
+                let batch = follower.poll().map_err(|e| Error::failed(format!("reading logs: {e}")))?;
+                for item in batch {
+                    out.item(item, opts)?;
+                }
+                out.flush();
+            }
+        }
+    }
+}
+
+fn report(e: &LogError, record: &Record) {
+    eprintln!("moat: logs of run {}: {e}", record.id);
+}
+
+/// Writes lines to stdout or stderr by stream; a closed stdout ends the command quietly.
+struct Printer {
+    out: io::StdoutLock<'static>,
+    err: io::StderrLock<'static>,
+}
+
+impl Printer {
+    fn new() -> Printer {
+        Printer {
+            out: io::stdout().lock(),
+            err: io::stderr().lock(),
+        }
+    }
+
+    fn item(&mut self, item: std::result::Result<LogLine, LogError>, opts: &Options) -> Result<()> {
+        match item {
+            Ok(line) => self.line(&line, opts),
+            Err(e) => {
+                let _ = writeln!(self.err, "moat: logs: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    fn line(&mut self, line: &LogLine, opts: &Options) -> Result<()> {
+        if opts.only.is_some_and(|s| s != line.stream) {
+            return Ok(());
+        }
+        let w: &mut dyn Write = match line.stream {
+            Stream::Stderr => &mut self.err,
+            Stream::Stdout | Stream::Tty => &mut self.out,
+        };
+        let mut r = Ok(());
+        if opts.timestamps {
+            r = w
+                .write_all(line.ts.as_bytes())
+                .and_then(|_| w.write_all(b" "));
+        }
+        r = r.and_then(|_| w.write_all(&line.data));
+        if line.eol {
+            r = r.and_then(|_| w.write_all(b"\n"));
+        }
+        match r {
+            Ok(()) => Ok(()),
+            // `moat logs | head`: the reader has what it wanted.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(e) => Err(Error::failed(format!("writing output: {e}"))),
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,110 @@
+//! The command line: one file per command. `main` dispatches on the first word; each
+//! command parses its own flags with lexopt and prints its own `--help`.
+
+mod address;
+mod clean;
+mod destroy;
+mod list;
+mod logs;
+mod run;
+mod stop;
+mod wait;
+
+use std::ffi::OsString;
+
+use crate::error::{Error, Result};
+
+const HELP: &str = "\
+moat: run one command in a fresh container, own its whole life, tell how it ended
+
+Usage: moat <COMMAND> [ARGS]
+
+Commands:
+  run [PATH] [-- CMD...]   run CMD in a new container around workspace PATH; block until it ends
+  stop [RUN...]            stop runs from any process (the newest running run by default)
+  logs [RUN]               print a run's captured output (-f follows a live run)
+  list, ls                 list runs, newest first (--json for scripts)
+  wait RUN...              block until runs end; exit with the last one's exit code
+  destroy RUN...           remove runs' records, logs and leftover containers
+  clean                    remove finished runs and orphaned moat containers
+  help [COMMAND]           show help for moat or a command
+
+Options:
+  -h, --help               show this help
+  -V, --version            show moat's version
+
+A RUN is a run ID, a unique prefix of one, or a run name (the newest run with that name).
+Run 'moat <COMMAND> --help' for a command's flags.";
+
+/// Parse the command line and run the command; returns moat's exit code.
+pub fn main(args: Vec<OsString>) -> Result<i32> {
+    let mut args = args.into_iter();
+    let Some(first) = args.next() else {
+        println!("{HELP}");
+        return Ok(0);
+    };
+    let rest: Vec<OsString> = args.collect();
+    let command = first
+        .into_string()
+        .map_err(|_| Error::usage("moat", "the command is not valid UTF-8"))?;
+    match command.as_str() {
+        "run" => run::main(rest),
+        "stop" => stop::main(rest),
+        "logs" => logs::main(rest),
+        "list" | "ls" => list::main(rest),
+        "wait" => wait::main(rest),
+        "destroy" | "rm" => destroy::main(rest),
+        "clean" => clean::main(rest),
+        "help" => help(rest),
+        "-h" | "--help" => {
+            println!("{HELP}");
+            Ok(0)
+        }
+        "-V" | "--version" => {
+            println!("moat {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        other if other.starts_with('-') => {
+            Err(Error::usage("moat", format!("unknown option '{other}'")))
+        }
+        other => Err(Error::usage("moat", format!("unknown command '{other}'"))),
+    }
+}
+
+/// `moat help [COMMAND]`: the same text as `moat COMMAND --help`.
+fn help(args: Vec<OsString>) -> Result<i32> {
+    match args.first().and_then(|a| a.to_str()) {
+        None => {
+            println!("{HELP}");
+            Ok(0)
+        }
+        Some(command) => main(vec![command.into(), "--help".into()]),
+    }
+}
+
+/// Map a lexopt error to a usage error of `command`.
+pub fn usage(command: &'static str) -> impl Fn(lexopt::Error) -> Error {
+    move |e| Error::usage(command, e.to_string())
+}
+
+/// A flag's value as a UTF-8 string.
+pub fn string_value(command: &'static str, parser: &mut lexopt::Parser) -> Result<String> {
+    let value = parser.value().map_err(usage(command))?;
+    value
+        .into_string()
+        .map_err(|v| Error::usage(command, format!("{v:?} is not valid UTF-8")))
+}
+
+/// A flag as typed (`-i`, `--name`), so it can be matched after the parser moves on.
+pub fn flag_key(arg: &lexopt::Arg) -> Option<String> {
+    match arg {
+        lexopt::Arg::Short(c) => Some(format!("-{c}")),
+        lexopt::Arg::Long(l) => Some(format!("--{l}")),
+        lexopt::Arg::Value(_) => None,
+    }
+}
+
+/// The usage error for a flag the command does not have.
+pub fn unknown_flag(command: &'static str, key: &str) -> Error {
+    Error::usage(command, format!("unknown flag '{key}'"))
+}

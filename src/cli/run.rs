@@ -1,0 +1,391 @@
+//! `moat run [PATH] [FLAGS] [-- CMD...]`: the entry point for running a command.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+use super::{string_value, usage};
+use crate::error::{Error, Result};
+use crate::run::{self, RunSpec};
+use crate::runtime::{Kind, Mount};
+use crate::store::id::validate_name;
+use crate::time;
+
+pub const HELP: &str = "\
+Run a command in a fresh container and block until it ends
+
+Usage: moat run [PATH] [FLAGS] [-- CMD...]
+
+PATH (default .) is mounted read-write at /workspace, the working directory.
+CMD defaults to the image's command. moat exits with the command's exit code.
+
+Flags:
+  -i, --interactive        attach stdin; with a terminal, give the container a TTY
+                           (escape: Ctrl-/ then k stops the run)
+  -n, --name NAME          name the run (default: a random adjective-animal)
+      --image IMAGE        image to run (default $MOAT_IMAGE, else ubuntu:22.04)
+  -e, --env KEY=VALUE      set a variable in the container; -e KEY passes the host's value
+  -m, --mount SRC:DST[:ro] bind-mount a host path (read-only with :ro)
+  -w, --workdir DIR        working directory in the container (default /workspace)
+      --runtime RUNTIME    docker or apple (default $MOAT_RUNTIME, else automatic)
+      --network NETWORK    none, bridge or a network name
+      --keep               do not remove the container when the run ends
+      --no-init            run the command as PID 1 instead of under the engine's init
+      --stop-timeout SECS  grace period between the stop signal and a kill (default 10)
+      --timeout DURATION   stop the run after DURATION (90s, 5m, 2h); exits 124
+      --dry-run            print what would run and create nothing
+  -h, --help               show this help
+
+Exit codes: the command's own; 124 timeout; 125 moat failed; 126 command not
+executable; 127 command not found; 130/143 stopped by SIGINT/SIGTERM; 2 bad usage.";
+
+/// The flags `moat run` and the agent presets share.
+#[derive(Debug, Default)]
+pub struct RunFlags {
+    pub interactive: bool,
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub env: Vec<String>,
+    pub mounts: Vec<String>,
+    pub workdir: Option<String>,
+    pub runtime: Option<String>,
+    pub network: Option<String>,
+    pub keep: bool,
+    pub no_init: bool,
+    pub stop_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub dry_run: bool,
+}
+
+impl RunFlags {
+    /// Take the flag `key` (`-i`, `--name`...) if it is one of the shared flags, reading
+    /// its value from `parser`. Returns whether it was.
+    pub fn take(
+        &mut self,
+        command: &'static str,
+        key: &str,
+        parser: &mut lexopt::Parser,
+    ) -> Result<bool> {
+        match key {
+            "-i" | "--interactive" => self.interactive = true,
+            "-n" | "--name" => self.name = Some(string_value(command, parser)?),
+            "--image" => self.image = Some(string_value(command, parser)?),
+            "-e" | "--env" => self.env.push(string_value(command, parser)?),
+            "-m" | "--mount" => self.mounts.push(string_value(command, parser)?),
+            "-w" | "--workdir" => self.workdir = Some(string_value(command, parser)?),
+            "--runtime" => self.runtime = Some(string_value(command, parser)?),
+            "--network" => self.network = Some(string_value(command, parser)?),
+            "--keep" => self.keep = true,
+            "--no-init" => self.no_init = true,
+            "--stop-timeout" => self.stop_timeout = Some(string_value(command, parser)?),
+            "--timeout" => self.timeout = Some(string_value(command, parser)?),
+            "--dry-run" => self.dry_run = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Check every flag and build the run's spec. Nothing is created here.
+    pub fn into_spec(
+        self,
+        command_name: &'static str,
+        workspace: Option<PathBuf>,
+        command: Vec<String>,
+    ) -> Result<RunSpec> {
+        let bad = |m: String| Error::usage(command_name, m);
+        let workspace =
+            resolve_workspace(workspace.as_deref().unwrap_or(Path::new("."))).map_err(bad)?;
+        if let Some(name) = &self.name {
+            validate_name(name).map_err(bad)?;
+        }
+        let env = self
+            .env
+            .iter()
+            .map(|e| parse_env(e))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(bad)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let workdir = self.workdir.unwrap_or_else(|| "/workspace".into());
+        if !workdir.starts_with('/') {
+            return Err(bad(format!(
+                "invalid workdir {workdir:?}: it must be an absolute path in the container"
+            )));
+        }
+        let runtime = match self.runtime {
+            Some(r) => Kind::parse(&r)
+                .ok_or_else(|| bad(format!("unknown runtime {r:?}: use docker or apple")))?,
+            None => match std::env::var("MOAT_RUNTIME") {
+                Ok(r) if !r.is_empty() => Kind::parse(&r).ok_or_else(|| {
+                    bad(format!(
+                        "unknown runtime {r:?} in MOAT_RUNTIME: use docker or apple"
+                    ))
+                })?,
+                _ => Kind::auto(),
+            },
+        };
+        let stop_timeout = match self.stop_timeout {
+            Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
+                bad(format!(
+                    "invalid --stop-timeout {s:?}: expected a whole number of seconds"
+                ))
+            })?),
+            None => Duration::from_secs(10),
+        };
+        let timeout = match self.timeout {
+            Some(t) => {
+                let d = time::parse_duration(&t).map_err(bad)?;
+                if d.is_zero() {
+                    return Err(bad("--timeout must be more than zero".into()));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let image = match self.image {
+            Some(i) if i.is_empty() => return Err(bad("--image needs a value".into())),
+            Some(i) => i,
+            None => match std::env::var("MOAT_IMAGE") {
+                Ok(i) if !i.is_empty() => i,
+                _ => "ubuntu:22.04".into(),
+            },
+        };
+        Ok(RunSpec {
+            workspace,
+            image,
+            name: self.name,
+            env,
+            mounts,
+            workdir,
+            keep: self.keep,
+            init: !self.no_init,
+            interactive: self.interactive,
+            stop_timeout,
+            timeout,
+            network: self.network,
+            command,
+            runtime,
+            started_notice: None,
+        })
+    }
+}
+
+/// The workspace as an absolute path; it must be a directory.
+fn resolve_workspace(path: &Path) -> std::result::Result<PathBuf, String> {
+    let abs = std::fs::canonicalize(path).map_err(|e| {
+        format!(
+            "workspace {}: {}",
+            path.display(),
+            crate::runtime::docker::io_reason(&e)
+        )
+    })?;
+    if !abs.is_dir() {
+        return Err(format!("workspace {} is not a directory", path.display()));
+    }
+    Ok(abs)
+}
+
+/// `KEY=VALUE`, or `KEY` to pass the host's value (skipped when the host has none, as
+/// docker does).
+fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String> {
+    let (name, value) = match arg.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (arg, None),
+    };
+    if name.is_empty() {
+        return Err(format!(
+            "invalid -e {arg:?}: the variable needs a name (KEY=VALUE or KEY)"
+        ));
+    }
+    if name.contains(['\0', ' ']) {
+        return Err(format!("invalid -e {arg:?}: bad variable name"));
+    }
+    Ok(match value {
+        Some(v) => Some((name.to_string(), v)),
+        None => std::env::var(name).ok().map(|v| (name.to_string(), v)),
+    })
+}
+
+/// `SRC:DST[:ro|:rw]` with an existing source and an absolute target.
+fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
+    let bad = |why: &str| format!("invalid mount {arg:?}: {why} (expected SRC:DST[:ro])");
+    let parts: Vec<&str> = arg.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [s, t] => (*s, *t, false),
+        [s, t, "ro"] => (*s, *t, true),
+        [s, t, "rw"] => (*s, *t, false),
+        [_, _, mode] => return Err(bad(&format!("unknown mode {mode:?}"))),
+        [_] => return Err(bad("no target")),
+        _ => return Err(bad("too many ':'")),
+    };
+    if source.is_empty() {
+        return Err(bad("no source"));
+    }
+    if target.is_empty() {
+        return Err(bad("no target"));
+    }
+    if !target.starts_with('/') {
+        return Err(bad("the target must be an absolute path"));
+    }
+    let source = std::fs::canonicalize(source).map_err(|e| {
+        bad(&format!(
+            "source {source}: {}",
+            crate::runtime::docker::io_reason(&e)
+        ))
+    })?;
+    Ok(Mount {
+        source,
+        target: target.to_string(),
+        read_only,
+    })
+}
+
+/// Split the arguments at the first `--`: flags and PATH before, the command after.
+pub fn split_command(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<String>)> {
+    match args.iter().position(|a| a == "--") {
+        Some(i) => {
+            let mut before = args;
+            let after = before.split_off(i);
+            let command = after
+                .into_iter()
+                .skip(1)
+                .map(|a| {
+                    a.into_string()
+                        .map_err(|a| Error::usage("run", format!("{a:?} is not valid UTF-8")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((before, command))
+        }
+        None => Ok((args, Vec::new())),
+    }
+}
+
+/// The text `--dry-run` prints: exactly what would be created.
+pub fn describe(spec: &RunSpec) -> String {
+    let json = |v: &[String]| serde_json::to_string(v).expect("strings serialise");
+    let mut out = String::new();
+    out.push_str(&format!("runtime: {}\n", spec.runtime.as_str()));
+    out.push_str(&format!("image: {}\n", spec.image));
+    if spec.command.is_empty() {
+        out.push_str("argv: (the image's default command)\n");
+    } else {
+        out.push_str(&format!("argv: {}\n", json(&spec.command)));
+    }
+    out.push_str(&format!(
+        "workspace: {} -> /workspace\n",
+        spec.workspace.display()
+    ));
+    for m in &spec.mounts {
+        out.push_str(&format!(
+            "mount: {} -> {}{}\n",
+            m.source.display(),
+            m.target,
+            if m.read_only { " (ro)" } else { "" }
+        ));
+    }
+    out.push_str(&format!("workdir: {}\n", spec.workdir));
+    let names: Vec<String> = spec.env.iter().map(|(k, _)| k.clone()).collect();
+    out.push_str(&format!("env: {}\n", json(&names)));
+    out.push_str(&format!(
+        "interactive: {}\ninit: {}\nkeep: {}\n",
+        spec.interactive, spec.init, spec.keep
+    ));
+    if let Some(n) = &spec.network {
+        out.push_str(&format!("network: {n}\n"));
+    }
+    if let Some(t) = spec.timeout {
+        out.push_str(&format!("timeout: {}\n", time::format_duration(t)));
+    }
+    out
+}
+
+/// Entry point for `moat run`.
+pub fn main(args: Vec<OsString>) -> Result<i32> {
+    let (args, command) = split_command(args)?;
+    let mut flags = RunFlags::default();
+    let mut workspace: Option<PathBuf> = None;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(usage("run"))? {
+        let key = match arg {
+            Value(v) if workspace.is_none() => {
+                workspace = Some(PathBuf::from(v));
+                continue;
+            }
+            Value(v) => {
+                return Err(Error::usage(
+                    "run",
+                    format!(
+                        "unexpected argument {:?} (put the command after --: moat run [PATH] -- CMD...)",
+                        v.to_string_lossy()
+                    ),
+                ));
+            }
+            other => super::flag_key(&other).unwrap_or_default(),
+        };
+        if flags.take("run", &key, &mut parser)? {
+            continue;
+        }
+        match key.as_str() {
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            _ => return Err(super::unknown_flag("run", &key)),
+        }
+    }
+    let dry_run = flags.dry_run;
+    let spec = flags.into_spec("run", workspace, command)?;
+    if dry_run {
+        print!("{}", describe(&spec));
+        return Ok(0);
+    }
+    run::execute(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_needs_a_name() {
+        assert!(parse_env("=x").is_err());
+        assert_eq!(
+            parse_env("A=b=c").unwrap(),
+            Some(("A".to_string(), "b=c".to_string()))
+        );
+        assert_eq!(parse_env("MOAT_SURELY_UNSET_VAR").unwrap(), None);
+    }
+
+    #[test]
+    fn mounts_need_source_and_absolute_target() {
+        assert!(parse_mount("/tmp").is_err());
+        assert!(parse_mount("/tmp:").is_err());
+        assert!(parse_mount(":/x").is_err());
+        assert!(parse_mount("/tmp:rel").is_err());
+        assert!(parse_mount("/tmp:/x:rx").is_err());
+        assert!(parse_mount("/surely/not/here:/x").is_err());
+        let m = parse_mount("/tmp:/x:ro").unwrap();
+        assert!(m.read_only);
+        assert_eq!(m.target, "/x");
+    }
+
+    #[test]
+    fn splits_at_the_first_double_dash() {
+        let args = ["a", "-e", "X", "--", "sh", "--", "x"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let (before, command) = split_command(args).unwrap();
+        assert_eq!(before.len(), 3);
+        assert_eq!(command, vec!["sh", "--", "x"]);
+    }
+}

@@ -1,0 +1,85 @@
+//! `moat stop [RUN...] [-t SECONDS]`: the entry point for stopping runs from any process.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+use super::{address, string_value, unknown_flag, usage};
+use crate::error::{Error, Result};
+use crate::run::{reconcile, stop};
+use crate::runtime::Connections;
+use crate::store::Store;
+
+const HELP: &str = "\
+Stop runs
+
+Usage: moat stop [RUN...] [-t SECONDS]
+
+With no RUN, stops the newest running run. The container gets its stop signal, then
+a kill after the timeout; moat stop returns once the run's record is final.
+
+Flags:
+  -t, --time SECONDS   seconds to wait before killing (default 10)
+  -h, --help           show this help";
+
+/// Entry point for `moat stop`.
+pub fn main(args: Vec<OsString>) -> Result<i32> {
+    let mut queries = Vec::new();
+    let mut timeout = Duration::from_secs(10);
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(usage("stop"))? {
+        match arg {
+            Short('t') | Long("time") | Long("timeout") => {
+                let v = string_value("stop", &mut parser)?;
+                timeout = Duration::from_secs(v.parse().map_err(|_| {
+                    Error::usage(
+                        "stop",
+                        format!("invalid -t {v:?}: expected a whole number of seconds"),
+                    )
+                })?);
+            }
+            Short('h') | Long("help") => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            Value(v) => queries.push(v.to_string_lossy().into_owned()),
+            other => {
+                return Err(unknown_flag(
+                    "stop",
+                    &super::flag_key(&other).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let store = Store::open()?;
+    let mut conns = Connections::default();
+    let targets = if queries.is_empty() {
+        let newest_live = store
+            .runs()?
+            .into_iter()
+            .map(|r| reconcile::check(&store, &mut conns, r))
+            .find(|c| !c.record.state.is_final())
+            .ok_or_else(|| Error::failed("no run is running"))?;
+        vec![newest_live.record]
+    } else {
+        queries
+            .iter()
+            .map(|q| address::resolve(&store, q))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut failed = None;
+    for record in targets {
+        match stop::stop(&store, &mut conns, &record, timeout) {
+            Ok(stop::Stopped::Now(r)) => println!("Run {} stopped", r.id),
+            Ok(stop::Stopped::Already(r)) => {
+                println!("Run {} is not running ({})", r.id, r.state.as_str())
+            }
+            Err(e) => {
+                eprintln!("moat: stopping run {}: {e}", record.id);
+                failed = Some(1);
+            }
+        }
+    }
+    Ok(failed.unwrap_or(0))
+}

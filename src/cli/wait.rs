@@ -1,0 +1,71 @@
+//! `moat wait RUN...`: the entry point for blocking until runs end.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+use super::{address, unknown_flag, usage};
+use crate::error::{Error, MOAT_FAILED, Result};
+use crate::run::reconcile;
+use crate::runtime::Connections;
+use crate::store::Store;
+
+const HELP: &str = "\
+Wait for runs to end
+
+Usage: moat wait RUN...
+
+Blocks until each run has ended and exits with the last one's exit code.
+
+Flags:
+  -h, --help     show this help";
+
+/// How often to look at an orphaned run (its owner is gone, so there is no lock to wait on).
+const ORPHAN_POLL: Duration = Duration::from_millis(500);
+
+/// Entry point for `moat wait`.
+pub fn main(args: Vec<OsString>) -> Result<i32> {
+    let mut queries = Vec::new();
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(usage("wait"))? {
+        match arg {
+            Short('h') | Long("help") => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            Value(v) => queries.push(v.to_string_lossy().into_owned()),
+            other => {
+                return Err(unknown_flag(
+                    "wait",
+                    &super::flag_key(&other).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    if queries.is_empty() {
+        return Err(Error::usage("wait", "name at least one run"));
+    }
+    let store = Store::open()?;
+    let records = queries
+        .iter()
+        .map(|q| address::resolve(&store, q))
+        .collect::<Result<Vec<_>>>()?;
+    let mut conns = Connections::default();
+    let mut code = 0;
+    for record in records {
+        let mut checked = reconcile::check(&store, &mut conns, record);
+        while !checked.record.state.is_final() {
+            if checked.orphaned {
+                // Nobody owns it: the runtime is the only one who can tell when it ends.
+                std::thread::sleep(ORPHAN_POLL);
+            } else {
+                store.wait_owner(&checked.record.id)?;
+            }
+            let now = store.read(&checked.record.id)?;
+            checked = reconcile::check(&store, &mut conns, now);
+        }
+        code = checked.record.exit_code.unwrap_or(MOAT_FAILED);
+    }
+    Ok(code)
+}

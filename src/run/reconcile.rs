@@ -1,0 +1,113 @@
+//! Reconciliation (SPEC section 4): a run that claims to be live but whose owner process is
+//! gone gets its true ending from the runtime, written once, under the run's lock.
+
+use crate::runtime::{Connections, ContainerState};
+use crate::store::{self, Record, Store};
+use crate::time;
+
+/// A run as a reader should show it.
+pub struct Checked {
+    pub record: Record,
+    /// Its owner is gone but its container still runs: `running (orphaned)`.
+    pub orphaned: bool,
+}
+
+impl Checked {
+    /// The state to display.
+    pub fn state_text(&self) -> String {
+        if self.orphaned {
+            format!("{} (orphaned)", self.record.state.as_str())
+        } else {
+            self.record.state.as_str().to_string()
+        }
+    }
+}
+
+/// Check a run before showing or using it. Finished runs and runs with a live owner cost
+/// no engine call.
+pub fn check(store: &Store, conns: &mut Connections, record: Record) -> Checked {
+    if record.state.is_final() || store.owner_alive(&record) {
+        return Checked {
+            record,
+            orphaned: false,
+        };
+    }
+    match settle(store, conns, &record) {
+        Ok(Some(record)) => Checked {
+            record,
+            orphaned: false,
+        },
+        Ok(None) => Checked {
+            record,
+            orphaned: true,
+        },
+        Err(e) => {
+            eprintln!("moat: cannot check run {}: {e}", record.id);
+            Checked {
+                record,
+                orphaned: true,
+            }
+        }
+    }
+}
+
+/// The owner of `record` is gone: ask the runtime how the run ended and record it, then
+/// remove the container unless the run keeps it. Returns `None` while the container is
+/// still running (the run is orphaned; `moat stop` or `moat clean` end it).
+pub fn settle(
+    store: &Store,
+    conns: &mut Connections,
+    record: &Record,
+) -> Result<Option<Record>, crate::error::Error> {
+    let (state, runtime) = match &record.container_id {
+        None => (ContainerState::Gone, None),
+        Some(c) => {
+            let rt = conns.for_record(&record.runtime)?;
+            (rt.inspect(c)?, Some(rt))
+        }
+    };
+    let (exit_code, error) = match state {
+        ContainerState::Running => return Ok(None),
+        ContainerState::Created => (None, Some("moat exited before the command started")),
+        ContainerState::Exited(Some(code)) => (Some(code), None),
+        ContainerState::Exited(None) => (None, Some("exit code unknown")),
+        ContainerState::Gone if record.container_id.is_none() => {
+            (None, Some("moat exited before the container was created"))
+        }
+        ContainerState::Gone => (None, Some("container disappeared")),
+    };
+    let now = time::now_rfc3339();
+    let updated = store.update(&record.id, |r| {
+        if r.state.is_final() {
+            return false;
+        }
+        r.finish(exit_code, error.map(str::to_string), now);
+        true
+    })?;
+    if let (Some(rt), Some(c), false) = (&runtime, &record.container_id, updated.keep)
+        && state != ContainerState::Gone
+        && let Err(e) = rt.remove(c)
+    {
+        eprintln!("moat: {e}");
+    }
+    Ok(Some(updated))
+}
+
+/// Every run in the store, checked, newest first; unreadable directories as they are.
+pub fn check_all(store: &Store, conns: &mut Connections) -> store::Result<Vec<Listed>> {
+    Ok(store
+        .list()?
+        .into_iter()
+        .map(|e| match e {
+            store::Entry::Run(r) => Listed::Run(check(store, conns, r)),
+            store::Entry::Corrupt { dir, why } => Listed::Corrupt { dir, why },
+        })
+        .collect())
+}
+
+// Nearly every entry is a run; boxing it would cost an allocation per run for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Listed {
+    Run(Checked),
+    Corrupt { dir: String, why: String },
+}

@@ -1,0 +1,300 @@
+//! The Docker Engine API over its Unix socket: where the socket is, the negotiated API
+//! version, and one request helper that puts a deadline on every call and turns the
+//! daemon's `{"message": ...}` into the error text.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use ureq::Agent;
+use ureq::config::Config;
+
+use super::transport::{NoResolver, UnixConnector};
+use crate::runtime::{Error, ErrorKind, Result};
+
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// The newest API version moat speaks. Older engines are spoken to in their own version;
+/// newer ones accept this one (current engines' minimum is below it).
+const MAX_API: (u32, u32) = (1, 47);
+
+/// Deadline for ordinary calls (inspect, create, remove...).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The socket named by `$DOCKER_HOST` (`unix://PATH`), else the default.
+pub fn socket_path() -> std::result::Result<PathBuf, Error> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => match host.strip_prefix("unix://") {
+            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => Err(Error::new(
+                ErrorKind::Unreachable,
+                format!("cannot use DOCKER_HOST={host}"),
+                "moat talks to Docker over a Unix socket only (unix:///path/to/docker.sock)",
+            )),
+        },
+        _ => Ok(PathBuf::from(DEFAULT_SOCKET)),
+    }
+}
+
+/// An I/O error's reason without Rust's `(os error N)` suffix, as a user reads it.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    agent: Agent,
+    socket: PathBuf,
+    /// e.g. `1.41`
+    api: String,
+}
+
+#[derive(Deserialize)]
+struct Version {
+    #[serde(rename = "ApiVersion")]
+    api_version: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: String,
+}
+
+fn parse_api(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+impl Client {
+    /// Reach the engine and agree on an API version.
+    pub fn connect() -> Result<Client> {
+        let socket = socket_path()?;
+        let config = Config::builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("moat/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            UnixConnector {
+                path: socket.clone(),
+            },
+            NoResolver,
+        );
+        let mut client = Client {
+            agent,
+            socket,
+            api: String::new(),
+        };
+        let body = client.call(
+            "asking Docker for its version",
+            "GET",
+            "/version",
+            None,
+            Some(Duration::from_secs(10)),
+        )?;
+        let version: Version = serde_json::from_slice(&body.1).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                "asking Docker for its version",
+                format!("unexpected answer: {e}"),
+            )
+        })?;
+        let server = parse_api(&version.api_version).unwrap_or(MAX_API);
+        let (major, minor) = server.min(MAX_API);
+        client.api = format!("{major}.{minor}");
+        log::debug!("docker API {} (server {})", client.api, version.api_version);
+        Ok(client)
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn api_at_least(&self, major: u32, minor: u32) -> bool {
+        parse_api(&self.api).is_some_and(|v| v >= (major, minor))
+    }
+
+    /// The request path with the API version prefix.
+    pub fn versioned(&self, path: &str) -> String {
+        if self.api.is_empty() {
+            path.to_string()
+        } else {
+            format!("/v{}{}", self.api, path)
+        }
+    }
+
+    /// Turn a transport failure into a moat error: a socket that cannot be dialled is
+    /// "unreachable", one that breaks mid-call is "connection lost".
+    pub fn transport_error(&self, what: &str, e: ureq::Error) -> Error {
+        match e {
+            ureq::Error::Io(io) => match io.kind() {
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::PermissionDenied => self.unreachable(&io),
+                _ => Error::new(
+                    ErrorKind::ConnectionLost,
+                    what,
+                    format!("connection to Docker lost: {}", io_reason(&io)),
+                ),
+            },
+            ureq::Error::Timeout(_) => Error::new(
+                ErrorKind::Timeout,
+                what,
+                "Docker did not answer in time".to_string(),
+            ),
+            other => Error::new(ErrorKind::ConnectionLost, what, other.to_string()),
+        }
+    }
+
+    pub fn unreachable(&self, io: &std::io::Error) -> Error {
+        Error::new(
+            ErrorKind::Unreachable,
+            format!("cannot reach Docker at {}", self.socket.display()),
+            format!(
+                "{} (is dockerd running? set DOCKER_HOST to point elsewhere)",
+                io_reason(io)
+            ),
+        )
+    }
+
+    /// Build a request with an optional deadline. `None` is reserved for the calls that
+    /// wait for the run itself.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        deadline: Option<Duration>,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let url = format!("http://docker{}", self.versioned(path));
+        match method {
+            "GET" => self
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(deadline)
+                .build()
+                .call(),
+            "DELETE" => self
+                .agent
+                .delete(&url)
+                .config()
+                .timeout_global(deadline)
+                .build()
+                .call(),
+            _ => {
+                let req = self
+                    .agent
+                    .post(&url)
+                    .config()
+                    .timeout_global(deadline)
+                    .build();
+                match body {
+                    Some(b) => req.header("Content-Type", "application/json").send(b),
+                    None => req.send_empty(),
+                }
+            }
+        }
+    }
+
+    /// Make a call and return the response, with 4xx/5xx turned into errors carrying the
+    /// daemon's message. The body is left unread (for streams).
+    pub fn open(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        deadline: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let response = self
+            .send(method, path, body, deadline)
+            .map_err(|e| self.transport_error(what, e))?;
+        let status = response.status().as_u16();
+        if status < 400 {
+            return Ok(response);
+        }
+        let mut text = String::new();
+        let _ = response
+            .into_body()
+            .into_reader()
+            .take(64 * 1024)
+            .read_to_string(&mut text);
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.message)
+            .unwrap_or_else(|_| format!("HTTP {status}: {}", text.trim()));
+        let kind = if status == 404 {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Other
+        };
+        Err(Error::new(kind, what, message))
+    }
+
+    /// Make a call and read the whole answer: (status, body).
+    pub fn call(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        deadline: Option<Duration>,
+    ) -> Result<(u16, Vec<u8>)> {
+        let response = self.open(what, method, path, body, deadline)?;
+        let status = response.status().as_u16();
+        let mut data = Vec::new();
+        response
+            .into_body()
+            .into_reader()
+            .read_to_end(&mut data)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::ConnectionLost,
+                    what,
+                    format!("reading Docker's answer: {}", io_reason(&e)),
+                )
+            })?;
+        Ok((status, data))
+    }
+}
+
+/// Percent-encode a query parameter value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_compare_numerically() {
+        assert_eq!(parse_api("1.41"), Some((1, 41)));
+        assert!(parse_api("1.9") < parse_api("1.41"));
+        assert_eq!(parse_api("x"), None);
+    }
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode("a b/c:d"), "a%20b%2Fc%3Ad");
+        assert_eq!(
+            encode("{\"label\":[\"x=y\"]}"),
+            "%7B%22label%22%3A%5B%22x%3Dy%22%5D%7D"
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! The Docker Engine runtime: HTTP over the Unix socket for control calls, a hijacked
+//! connection for the run's streams.
+
+mod attach;
+mod client;
+pub mod demux;
+mod pull;
+mod transport;
+
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use client::io_reason;
+use client::{CALL_DEADLINE, Client, encode};
+
+use super::{
+    ContainerState, CreateSpec, Error, ErrorKind, ManagedContainer, Resizer, Result, Runtime,
+    Session, StartOptions,
+};
+
+pub struct Docker {
+    client: Client,
+}
+
+impl Docker {
+    pub fn connect() -> Result<Docker> {
+        Ok(Docker {
+            client: Client::connect()?,
+        })
+    }
+}
+
+/// How a start failure reads when the command cannot run: runc's messages for a missing
+/// executable and for one it may not execute (only seen with `--no-init`; under init the
+/// init process reports these as exit codes 127 and 126).
+fn classify_start_error(e: Error) -> Error {
+    let text = e.detail.to_ascii_lowercase();
+    let kind = if text.contains("executable file not found")
+        || text.contains("no such file or directory")
+    {
+        ErrorKind::CommandNotFound
+    } else if text.contains("permission denied") || text.contains("is a directory") {
+        ErrorKind::CommandNotExecutable
+    } else {
+        e.kind
+    };
+    Error { kind, ..e }
+}
+
+#[derive(Deserialize)]
+struct WaitBody {
+    #[serde(rename = "StatusCode")]
+    status_code: i64,
+    #[serde(rename = "Error")]
+    error: Option<WaitError>,
+}
+
+#[derive(Deserialize)]
+struct WaitError {
+    #[serde(rename = "Message")]
+    message: Option<String>,
+}
+
+struct DockerResizer {
+    client: Client,
+    id: String,
+}
+
+impl Resizer for DockerResizer {
+    fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        resize(&self.client, &self.id, rows, cols)
+    }
+}
+
+fn resize(client: &Client, id: &str, rows: u16, cols: u16) -> Result<()> {
+    client.call(
+        "resizing the container's terminal",
+        "POST",
+        &format!("/containers/{id}/resize?h={rows}&w={cols}"),
+        None,
+        Some(Duration::from_secs(10)),
+    )?;
+    Ok(())
+}
+
+impl Runtime for Docker {
+    fn ensure_image(&self, image: &str, progress: bool) -> Result<()> {
+        let what = format!("looking up image {image}");
+        match self.client.call(
+            &what,
+            "GET",
+            &format!("/images/{}/json", encode(image)),
+            None,
+            Some(CALL_DEADLINE),
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => pull::pull(&self.client, image, progress),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create(&self, spec: &CreateSpec) -> Result<String> {
+        let mounts: Vec<Value> = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                json!({
+                    "Type": "bind",
+                    "Source": m.source.to_string_lossy(),
+                    "Target": m.target,
+                    "ReadOnly": m.read_only,
+                })
+            })
+            .collect();
+        let labels: serde_json::Map<String, Value> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let mut host_config = json!({
+            "Init": spec.init,
+            "Mounts": mounts,
+        });
+        if let Some(network) = &spec.network {
+            host_config["NetworkMode"] = Value::String(network.clone());
+        }
+        let mut body = json!({
+            "Image": spec.image,
+            "Env": spec.env,
+            "WorkingDir": spec.workdir,
+            "Labels": labels,
+            "Tty": spec.tty,
+            "OpenStdin": spec.stdin,
+            "StdinOnce": spec.stdin,
+            "AttachStdin": spec.stdin,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "HostConfig": host_config,
+        });
+        if !spec.command.is_empty() {
+            body["Cmd"] = json!(spec.command);
+        }
+        let body = serde_json::to_vec(&body).expect("a JSON value always serialises");
+        let (_, answer) = self.client.call(
+            "creating the container",
+            "POST",
+            &format!("/containers/create?name={}", encode(&spec.name)),
+            Some(&body),
+            Some(CALL_DEADLINE),
+        )?;
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let created: Created = serde_json::from_slice(&answer).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                "creating the container",
+                format!("unexpected answer: {e}"),
+            )
+        })?;
+        Ok(created.id)
+    }
+
+    fn start(&self, id: &str, opts: StartOptions) -> Result<Session> {
+        // 1. Subscribe to the output before the container can write any.
+        let (stream, prefix) = attach::attach(&self.client, id, opts.stdin)?;
+        let write_half = if opts.stdin {
+            Some(stream.try_clone().map_err(|e| {
+                Error::new(
+                    ErrorKind::Other,
+                    "attaching to the container",
+                    io_reason(&e),
+                )
+            })?)
+        } else {
+            None
+        };
+        let reader = attach::Prefixed {
+            prefix,
+            pos: 0,
+            stream,
+        };
+        let output: Box<dyn super::OutputSource> = if opts.tty {
+            Box::new(demux::Raw(reader))
+        } else {
+            Box::new(demux::Demux::new(reader))
+        };
+
+        // 2. Register for the exit before start. The engine answers the wait's headers
+        //    once the waiter is registered, so seeing them means no exit can be missed.
+        let (registered_tx, registered_rx) = bounded::<Result<()>>(1);
+        let (exit_tx, exit_rx) = bounded::<Result<i32>>(1);
+        let client = self.client.clone();
+        let wait_id = id.to_string();
+        std::thread::Builder::new()
+            .name("exit-waiter".into())
+            .spawn(move || {
+                let what = "waiting for the container";
+                let response = match client.open(
+                    what,
+                    "POST",
+                    &format!("/containers/{wait_id}/wait?condition=next-exit"),
+                    None,
+                    None,
+                ) {
+                    Ok(r) => {
+                        let _ = registered_tx.send(Ok(()));
+                        r
+                    }
+                    Err(e) => {
+                        let _ = registered_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut body = Vec::new();
+                let read =
+                    std::io::Read::read_to_end(&mut response.into_body().into_reader(), &mut body);
+                let result = match read {
+                    Err(e) => Err(Error::new(
+                        ErrorKind::ConnectionLost,
+                        what,
+                        format!("connection to Docker lost: {}", io_reason(&e)),
+                    )),
+                    Ok(_) => match serde_json::from_slice::<WaitBody>(&body) {
+                        Ok(w) => match w.error.and_then(|e| e.message) {
+                            Some(m) if !m.is_empty() => Err(Error::new(ErrorKind::Other, what, m)),
+                            _ => Ok(w.status_code as i32),
+                        },
+                        Err(e) => Err(Error::new(
+                            ErrorKind::ConnectionLost,
+                            what,
+                            format!("unexpected answer: {e}"),
+                        )),
+                    },
+                };
+                let _ = exit_tx.send(result);
+            })
+            .map_err(|e| Error::new(ErrorKind::Other, "starting a thread", e.to_string()))?;
+        match registered_rx.recv_timeout(CALL_DEADLINE) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "waiting for the container",
+                    "Docker did not register the wait in time",
+                ));
+            }
+        }
+
+        // 3. A TTY gets its size before start, so the first prompt is drawn right.
+        if let (true, Some((rows, cols))) = (opts.tty, opts.size) {
+            // Docker refuses to resize a container that is not running on some versions;
+            // it is resized again right after start.
+            let _ = resize(&self.client, id, rows, cols);
+        }
+
+        // 4. Start.
+        self.client
+            .call(
+                "starting the container",
+                "POST",
+                &format!("/containers/{id}/start"),
+                None,
+                Some(CALL_DEADLINE),
+            )
+            .map_err(classify_start_error)?;
+        if let (true, Some((rows, cols))) = (opts.tty, opts.size) {
+            resize(&self.client, id, rows, cols)?;
+        }
+
+        Ok(Session {
+            output,
+            stdin: write_half
+                .map(|s| Box::new(attach::AttachStdin(s)) as Box<dyn super::StdinSink>),
+            exit: exit_rx,
+            resizer: if opts.tty {
+                Some(Box::new(DockerResizer {
+                    client: self.client.clone(),
+                    id: id.to_string(),
+                }))
+            } else {
+                None
+            },
+        })
+    }
+
+    fn stop(&self, id: &str, signal: Option<&str>, timeout: Duration) -> Result<()> {
+        let secs = timeout.as_secs();
+        let mut path = format!("/containers/{id}/stop?t={secs}");
+        if let Some(signal) = signal {
+            if self.client.api_at_least(1, 42) {
+                path.push_str(&format!("&signal={}", encode(signal)));
+            } else {
+                // API 1.41 has no stop signal: send it, then let stop escalate to a kill.
+                match self.client.call(
+                    "signalling the container",
+                    "POST",
+                    &format!("/containers/{id}/kill?signal={}", encode(signal)),
+                    None,
+                    Some(CALL_DEADLINE),
+                ) {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() || e.detail.contains("is not running") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // The engine waits `t` seconds before it kills; the deadline leaves room for that.
+        match self.client.call(
+            "stopping the container",
+            "POST",
+            &path,
+            None,
+            Some(timeout + CALL_DEADLINE),
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn kill(&self, id: &str) -> Result<()> {
+        match self.client.call(
+            "killing the container",
+            "POST",
+            &format!("/containers/{id}/kill?signal=KILL"),
+            None,
+            Some(CALL_DEADLINE),
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() || e.detail.contains("is not running") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn inspect(&self, id: &str) -> Result<ContainerState> {
+        let answer = match self.client.call(
+            "inspecting the container",
+            "GET",
+            &format!("/containers/{id}/json"),
+            None,
+            Some(CALL_DEADLINE),
+        ) {
+            Ok((_, body)) => body,
+            Err(e) if e.is_not_found() => return Ok(ContainerState::Gone),
+            Err(e) => return Err(e),
+        };
+        #[derive(Deserialize)]
+        struct Inspect {
+            #[serde(rename = "State")]
+            state: State,
+        }
+        #[derive(Deserialize)]
+        struct State {
+            #[serde(rename = "Status")]
+            status: String,
+            #[serde(rename = "ExitCode")]
+            exit_code: Option<i64>,
+        }
+        let inspect: Inspect = serde_json::from_slice(&answer).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                "inspecting the container",
+                format!("unexpected answer: {e}"),
+            )
+        })?;
+        Ok(match inspect.state.status.as_str() {
+            "created" => ContainerState::Created,
+            "exited" | "dead" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
+            // "removing" means it has ended and is on its way out.
+            "removing" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
+            _ => ContainerState::Running,
+        })
+    }
+
+    fn remove(&self, id: &str) -> Result<()> {
+        match self.client.call(
+            "removing the container",
+            "DELETE",
+            &format!("/containers/{id}?force=1"),
+            None,
+            Some(CALL_DEADLINE),
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() || e.detail.contains("already in progress") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_managed(&self) -> Result<Vec<ManagedContainer>> {
+        let filters = encode(r#"{"label":["moat.managed=true"]}"#);
+        let (_, answer) = self.client.call(
+            "listing containers",
+            "GET",
+            &format!("/containers/json?all=1&filters={filters}"),
+            None,
+            Some(CALL_DEADLINE),
+        )?;
+        #[derive(Deserialize)]
+        struct Listed {
+            #[serde(rename = "Id")]
+            id: String,
+            #[serde(rename = "Labels", default)]
+            labels: Option<std::collections::HashMap<String, String>>,
+        }
+        let listed: Vec<Listed> = serde_json::from_slice(&answer).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                "listing containers",
+                format!("unexpected answer: {e}"),
+            )
+        })?;
+        Ok(listed
+            .into_iter()
+            .map(|c| {
+                let mut labels = c.labels.unwrap_or_default();
+                ManagedContainer {
+                    run_id: labels.remove("moat.run_id"),
+                    home: labels.remove("moat.home"),
+                    id: c.id,
+                }
+            })
+            .collect())
+    }
+}

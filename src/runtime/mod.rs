@@ -1,0 +1,201 @@
+//! Container runtimes behind one trait. Nothing here knows about run records or terminals:
+//! a runtime creates, starts, stops, inspects and removes containers, and hands the run
+//! lifecycle a [`Session`] made of plain byte streams and an exit channel.
+
+pub mod apple;
+pub mod docker;
+mod error;
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+pub use error::{Error, ErrorKind};
+
+use crate::stream::Stream;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Which runtime a run uses. Stored in the run record so later commands use the run's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    Apple,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Docker => "docker",
+            Kind::Apple => "apple",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.to_ascii_lowercase().as_str() {
+            "docker" => Some(Kind::Docker),
+            "apple" => Some(Kind::Apple),
+            _ => None,
+        }
+    }
+
+    /// The runtime to use when neither `--runtime` nor `$MOAT_RUNTIME` names one: Apple's
+    /// `container` on macOS when it is installed, else Docker.
+    pub fn auto() -> Kind {
+        if cfg!(target_os = "macos") && apple::cli_on_path() {
+            Kind::Apple
+        } else {
+            Kind::Docker
+        }
+    }
+}
+
+/// Connect to the runtime of the given kind (for Docker this negotiates the API version).
+pub fn connect(kind: Kind) -> Result<Box<dyn Runtime>> {
+    match kind {
+        Kind::Docker => Ok(Box::new(docker::Docker::connect()?)),
+        Kind::Apple => apple::connect(),
+    }
+}
+
+/// A bind mount from the host into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create a run's container.
+#[derive(Debug, Clone)]
+pub struct CreateSpec {
+    /// The container's name; moat uses the run ID.
+    pub name: String,
+    pub image: String,
+    /// Empty means the image's default command.
+    pub command: Vec<String>,
+    /// `KEY=VALUE` pairs (values only ever live in memory and in the engine).
+    pub env: Vec<String>,
+    pub mounts: Vec<Mount>,
+    pub workdir: String,
+    pub labels: Vec<(String, String)>,
+    pub init: bool,
+    /// Give the container a TTY (interactive mode with a terminal).
+    pub tty: bool,
+    /// Keep the container's stdin open for the session to write to.
+    pub stdin: bool,
+    pub network: Option<String>,
+}
+
+/// How to attach to the container when starting it.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    pub tty: bool,
+    pub stdin: bool,
+    /// The terminal size to set before any stdin byte flows (rows, cols), TTY only.
+    pub size: Option<(u16, u16)>,
+}
+
+/// Where a container is in its life, as the runtime reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created or running: it has not ended yet.
+    Running,
+    /// Created but never started.
+    Created,
+    /// It ended with this exit code (None when the runtime cannot tell).
+    Exited(Option<i32>),
+    /// The runtime does not know the container.
+    Gone,
+}
+
+/// A container moat created, as found by listing the runtime.
+#[derive(Debug, Clone)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub run_id: Option<String>,
+    /// The store (`$MOAT_HOME`) that made it, from its `moat.home` label.
+    pub home: Option<String>,
+}
+
+/// The container's output, as chunks tagged with their stream.
+pub trait OutputSource: Send {
+    /// Read the next chunk into `buf`. `Ok(None)` is the end of the output.
+    fn next_chunk(&mut self, buf: &mut [u8]) -> io::Result<Option<(Stream, usize)>>;
+}
+
+/// The container's stdin.
+pub trait StdinSink: io::Write + Send {
+    /// Close the container's stdin (the command sees end of file).
+    fn close(&mut self) -> io::Result<()>;
+}
+
+/// Sets the TTY size of a running session.
+pub trait Resizer: Send {
+    fn resize(&self, rows: u16, cols: u16) -> Result<()>;
+}
+
+/// A started container with its streams attached. Output was subscribed to, and the exit
+/// waiter registered, before the container started, so nothing it does can be missed.
+pub struct Session {
+    pub output: Box<dyn OutputSource>,
+    pub stdin: Option<Box<dyn StdinSink>>,
+    /// Receives the command's exit code once, or the error that lost it.
+    pub exit: Receiver<Result<i32>>,
+    pub resizer: Option<Box<dyn Resizer>>,
+}
+
+/// A container runtime. Every call has a deadline except the session's own exit wait and
+/// output stream, which last as long as the command does.
+pub trait Runtime: Send + Sync {
+    /// Make sure the image is present, pulling it if needed (progress on stderr when
+    /// `progress` is set).
+    fn ensure_image(&self, image: &str, progress: bool) -> Result<()>;
+
+    /// Create the container; returns the runtime's container ID.
+    fn create(&self, spec: &CreateSpec) -> Result<String>;
+
+    /// Attach to the container, register for its exit, then start it.
+    fn start(&self, id: &str, opts: StartOptions) -> Result<Session>;
+
+    /// Ask the container to stop: `signal` (default: its stop signal), then kill after
+    /// `timeout`. Returns once it has stopped. A container that is not running is fine.
+    fn stop(&self, id: &str, signal: Option<&str>, timeout: Duration) -> Result<()>;
+
+    /// Kill the container at once. A container that is not running is fine.
+    fn kill(&self, id: &str) -> Result<()>;
+
+    fn inspect(&self, id: &str) -> Result<ContainerState>;
+
+    /// Remove the container (forcefully). A container that is already gone is fine.
+    fn remove(&self, id: &str) -> Result<()>;
+
+    /// Containers labelled `moat.managed=true`.
+    fn list_managed(&self) -> Result<Vec<ManagedContainer>>;
+}
+
+/// Runtimes connected on first use, so commands that touch only finished runs never make
+/// an engine call.
+#[derive(Default)]
+pub struct Connections {
+    docker: Option<std::result::Result<std::sync::Arc<dyn Runtime>, Error>>,
+    apple: Option<std::result::Result<std::sync::Arc<dyn Runtime>, Error>>,
+}
+
+impl Connections {
+    pub fn get(&mut self, kind: Kind) -> Result<std::sync::Arc<dyn Runtime>> {
+        let slot = match kind {
+            Kind::Docker => &mut self.docker,
+            Kind::Apple => &mut self.apple,
+        };
+        slot.get_or_insert_with(|| connect(kind).map(std::sync::Arc::from))
+            .clone()
+    }
+
+    /// The runtime a record names (runs recorded before runtimes were named are Docker's).
+    pub fn for_record(&mut self, runtime: &str) -> Result<std::sync::Arc<dyn Runtime>> {
+        self.get(Kind::parse(runtime).unwrap_or(Kind::Docker))
+    }
+}

@@ -1,0 +1,312 @@
+//! Run records on disk: `$MOAT_HOME/runs/<run_id>/` (0700) holding `metadata.json` and
+//! `logs.jsonl` (0600), plus two lock files:
+//!
+//! - `owner.lock` is held exclusively by the `moat run` process for the run's whole life.
+//!   The kernel drops it when that process dies, however it dies, so "can I take it?" is an
+//!   exact test of whether the owner is gone, and taking it shared is how other processes
+//!   wait for the run to end without polling.
+//! - `lock` serialises read-modify-write of `metadata.json` between processes.
+
+pub mod id;
+pub mod logs;
+pub mod record;
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub use record::{Record, State, StopReason};
+
+#[derive(Debug)]
+pub struct Error {
+    pub what: String,
+    pub why: String,
+}
+
+impl Error {
+    fn io(what: impl Into<String>, e: &io::Error) -> Error {
+        Error {
+            what: what.into(),
+            why: crate::runtime::docker::io_reason(e),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One directory under `runs/`: a readable record, or something that is not.
+// Nearly every entry is a run; boxing it would cost an allocation per run for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Entry {
+    Run(Record),
+    /// A run directory whose record cannot be read. Shown, never silently deleted.
+    Corrupt {
+        dir: String,
+        why: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    runs: PathBuf,
+}
+
+/// Held by the `moat run` process for the run's life; dropping it tells every waiter the
+/// run is over.
+#[derive(Debug)]
+pub struct OwnerLock {
+    _file: File,
+}
+
+const METADATA: &str = "metadata.json";
+const LOGS: &str = "logs.jsonl";
+const OWNER_LOCK: &str = "owner.lock";
+const META_LOCK: &str = "lock";
+
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+impl Store {
+    /// The store at `$MOAT_HOME`, else `~/.moat`, created if missing.
+    pub fn open() -> Result<Store> {
+        let root = match std::env::var_os("MOAT_HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home),
+            _ => match std::env::var_os("HOME") {
+                Some(home) if !home.is_empty() => PathBuf::from(home).join(".moat"),
+                _ => {
+                    return Err(Error {
+                        what: "finding moat's home".into(),
+                        why: "neither MOAT_HOME nor HOME is set".into(),
+                    });
+                }
+            },
+        };
+        let runs = root.join("runs");
+        create_private_dir(&runs)
+            .map_err(|e| Error::io(format!("creating {}", runs.display()), &e))?;
+        Ok(Store { runs })
+    }
+
+    /// The store's root directory (`$MOAT_HOME`); containers are labelled with it so each
+    /// store reaps only its own.
+    pub fn root(&self) -> &Path {
+        self.runs.parent().unwrap_or(&self.runs)
+    }
+
+    /// The directory of run `id`. Callers pass only validated IDs ([`id::is_run_id`]).
+    pub fn dir(&self, id: &str) -> PathBuf {
+        debug_assert!(id::is_run_id(id), "not a run id: {id}");
+        self.runs.join(id)
+    }
+
+    pub fn logs_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(LOGS)
+    }
+
+    /// Create the run's directory, take its owner lock and write its first record.
+    pub fn create(&self, record: &Record) -> Result<OwnerLock> {
+        let dir = self.dir(&record.id);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+        let file = open_lock_file(&dir.join(OWNER_LOCK))?;
+        file.lock()
+            .map_err(|e| Error::io("locking the new run", &e))?;
+        self.write(record)?;
+        Ok(OwnerLock { _file: file })
+    }
+
+    /// Open the run's log for appending (created 0600).
+    pub fn open_log(&self, id: &str) -> Result<File> {
+        let path = self.logs_path(id);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), &e))
+    }
+
+    pub fn read(&self, id: &str) -> Result<Record> {
+        let path = self.dir(id).join(METADATA);
+        let data =
+            fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), &e))?;
+        serde_json::from_slice(&data).map_err(|e| Error {
+            what: format!("reading {}", path.display()),
+            why: format!("malformed record: {e}"),
+        })
+    }
+
+    /// Write the record atomically: temp file, fsync, rename. Callers hold the metadata
+    /// lock (see [`Store::update`]) except when the run is being created.
+    fn write(&self, record: &Record) -> Result<()> {
+        let dir = self.dir(&record.id);
+        let path = dir.join(METADATA);
+        let tmp = dir.join(format!(".{METADATA}.{}.tmp", std::process::id()));
+        let what = || format!("writing {}", path.display());
+        let mut data = serde_json::to_vec_pretty(record).expect("a record always serialises");
+        data.push(b'\n');
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&data)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(what(), &e));
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write the record under the run's metadata lock, so two processes never
+    /// lose each other's change. `change` returns whether it changed anything.
+    pub fn update(&self, id: &str, change: impl FnOnce(&mut Record) -> bool) -> Result<Record> {
+        let _guard = self.lock_metadata(id)?;
+        let mut record = self.read(id)?;
+        if change(&mut record) {
+            self.write(&record)?;
+        }
+        Ok(record)
+    }
+
+    fn lock_metadata(&self, id: &str) -> Result<File> {
+        let file = open_lock_file(&self.dir(id).join(META_LOCK))?;
+        file.lock()
+            .map_err(|e| Error::io("locking the run's record", &e))?;
+        Ok(file)
+    }
+
+    /// Whether the `moat run` process that owns the run is still alive.
+    pub fn owner_alive(&self, record: &Record) -> bool {
+        let Ok(file) = File::open(self.dir(&record.id).join(OWNER_LOCK)) else {
+            return false;
+        };
+        match file.try_lock() {
+            // We could take it: nobody holds it, so the owner is gone.
+            Ok(()) => false,
+            // Held. By the owner, or for an instant by a waiter taking it shared; a dead
+            // owner pid settles the second case.
+            Err(_) => record.owner_pid.is_none_or(pid_alive),
+        }
+    }
+
+    /// Block until the run's owner has finished (released its lock).
+    pub fn wait_owner(&self, id: &str) -> Result<()> {
+        let Ok(file) = File::open(self.dir(id).join(OWNER_LOCK)) else {
+            return Ok(());
+        };
+        file.lock_shared()
+            .map_err(|e| Error::io("waiting for the run", &e))?;
+        Ok(())
+    }
+
+    /// Every run directory, newest first.
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let read = fs::read_dir(&self.runs)
+            .map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
+        let mut entries = Vec::new();
+        for dirent in read {
+            let dirent =
+                dirent.map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
+            let dir = dirent.file_name().to_string_lossy().into_owned();
+            if !id::is_run_id(&dir) {
+                if dirent.path().is_dir() {
+                    entries.push(Entry::Corrupt {
+                        dir,
+                        why: "not a run ID".into(),
+                    });
+                }
+                continue;
+            }
+            match self.read(&dir) {
+                Ok(record) if record.id == dir => entries.push(Entry::Run(record)),
+                Ok(record) => entries.push(Entry::Corrupt {
+                    dir,
+                    why: format!("record says it is {}", record.id),
+                }),
+                Err(e) => entries.push(Entry::Corrupt { dir, why: e.why }),
+            }
+        }
+        entries.sort_by_key(|e| std::cmp::Reverse(sort_key(e)));
+        Ok(entries)
+    }
+
+    /// Readable records only, newest first.
+    pub fn runs(&self) -> Result<Vec<Record>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Run(r) => Some(r),
+                Entry::Corrupt { .. } => None,
+            })
+            .collect())
+    }
+
+    /// Delete the run's directory and everything in it.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing {}", dir.display()), &e))
+    }
+
+    /// Delete a directory that is not a readable run (only when the user asks by name).
+    pub fn remove_dir_named(&self, dir: &str) -> Result<()> {
+        let path = self.runs.join(dir);
+        if dir.contains('/') || dir == ".." || dir == "." {
+            return Err(Error {
+                what: format!("removing {}", path.display()),
+                why: "not a directory of the store".into(),
+            });
+        }
+        fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))
+    }
+}
+
+fn sort_key(e: &Entry) -> (String, String) {
+    match e {
+        Entry::Run(r) => (r.created_at.clone(), r.id.clone()),
+        Entry::Corrupt { dir, .. } => (String::new(), dir.clone()),
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), &e))
+}
+
+/// Whether a process with this pid exists (EPERM means it does, owned by someone else).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
