@@ -1,17 +1,8 @@
-//! moat: run one command in a fresh container, own its whole life, and tell the truth
-//! about how it ended.
-
-mod cli;
-mod error;
-mod logger;
-mod run;
-mod runtime;
-mod store;
-mod stream;
-mod term;
-mod time;
+//! The `moat` binary: parse, dispatch, turn the result into an exit code.
 
 use std::process::ExitCode;
+
+use moat::{cli, logger};
 
 fn main() -> ExitCode {
     logger::init();

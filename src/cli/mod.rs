@@ -2,6 +2,7 @@
 //! command parses its own flags with lexopt and prints its own `--help`.
 
 mod address;
+mod agents;
 mod clean;
 mod destroy;
 mod list;
@@ -27,6 +28,7 @@ Commands:
   wait RUN...              block until runs end; exit with the last one's exit code
   destroy RUN...           remove runs' records, logs and leftover containers
   clean                    remove finished runs and orphaned moat containers
+  claude, codex, gemini    run an AI coding agent around a workspace (presets over run)
   help [COMMAND]           show help for moat or a command
 
 Options:
@@ -55,6 +57,9 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         "wait" => wait::main(rest),
         "destroy" | "rm" => destroy::main(rest),
         "clean" => clean::main(rest),
+        name if agents::find(name).is_some() => {
+            agents::main(agents::find(name).expect("just found"), rest)
+        }
         "help" => help(rest),
         "-h" | "--help" => {
             println!("{HELP}");

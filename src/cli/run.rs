@@ -174,7 +174,7 @@ impl RunFlags {
             network: self.network,
             command,
             runtime,
-            started_notice: None,
+            agent: None,
         })
     }
 }

@@ -43,9 +43,9 @@ pub struct RunSpec {
     pub network: Option<String>,
     pub command: Vec<String>,
     pub runtime: Kind,
-    /// Printed to stderr once the run has started, e.g. `Started agent "claude" (ID)`;
-    /// `None` prints the default notice when stderr is a terminal.
-    pub started_notice: Option<String>,
+    /// The agent preset this run is for (`moat claude`...): announced on start as
+    /// `Started agent "NAME" (ID)`.
+    pub agent: Option<&'static str>,
 }
 
 /// What the run's threads tell the main thread.
@@ -336,12 +336,15 @@ impl Run {
             stop_requested = r.stop_reason == Some(StopReason::MoatStop);
             true
         });
+        // The terminal is raw in a TTY session: lines need their carriage return.
+        let newline = if self.tty { "\r\n" } else { "\n" };
+        if let Some(agent) = spec.agent {
+            eprint!("Started agent \"{agent}\" ({}){newline}", self.id);
+        } else if !self.tty && std::io::stderr().is_terminal() {
+            eprint!("Started {} ({}){newline}", self.name, self.id);
+        }
         if self.tty {
-            eprint!("Escape: Ctrl-/ k (stop)\r\n");
-        } else if let Some(notice) = &spec.started_notice {
-            eprintln!("{notice}");
-        } else if std::io::stderr().is_terminal() {
-            eprintln!("Started {} ({})", self.name, self.id);
+            eprint!("Escape: Ctrl-/ k (stop){newline}");
         }
 
         let log = match self.store.open_log(&self.id) {
