@@ -64,6 +64,9 @@ pub enum Event {
 /// closes it as soon as the container is gone; this only guards against a stuck stream.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long to keep asking an engine that dropped the run's wait for the exit code.
+const LOST_ENGINE_GRACE: Duration = Duration::from_secs(10);
+
 /// Run `spec` to its end and return `moat run`'s exit code.
 pub fn execute(spec: RunSpec) -> Result<i32> {
     let runtime: Arc<dyn Runtime> =
@@ -455,13 +458,28 @@ impl Run {
     /// The wait for the exit broke (the engine went away, say). Ask once more; if the
     /// engine can still tell the exit code, that is the truth, else moat failed.
     fn exit_after_lost_wait(&self, container: &str, e: runtime::Error) -> Ending {
-        match self.runtime.inspect(container) {
-            Ok(runtime::ContainerState::Exited(Some(code))) => Ending {
-                exit_code: Some(code),
-                error: None,
-                code: None,
-            },
-            _ => Ending::failed(MOAT_FAILED, e.to_string()),
+        // An engine that is restarting answers again within seconds; one that died does
+        // not, and then moat says so rather than waiting on.
+        let deadline = std::time::Instant::now() + LOST_ENGINE_GRACE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.runtime.inspect(container) {
+                Ok(runtime::ContainerState::Exited(Some(code))) => {
+                    return Ending {
+                        exit_code: Some(code),
+                        error: None,
+                        code: None,
+                    };
+                }
+                Err(err)
+                    if err.kind == ErrorKind::Unreachable
+                        && std::time::Instant::now() + pause < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                _ => return Ending::failed(MOAT_FAILED, e.to_string()),
+            }
         }
     }
 
