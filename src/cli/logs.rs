@@ -96,11 +96,15 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             .next()
             .ok_or_else(|| Error::failed("no runs yet"))?,
     };
+    // A run whose owner died is settled first, so what follows is the truth.
+    let mut conns = Connections::default();
+    let checked = reconcile::check(&store, &mut conns, record);
     let mut printer = Printer::new();
-    if follow {
-        follow_run(&store, record, &opts, &mut printer)?;
+    if follow && !checked.record.state.is_final() && !checked.orphaned {
+        follow_run(&store, checked.record, &opts, &mut printer)?;
     } else {
-        print_all(&store, &record, &opts, &mut printer)?;
+        // Finished, or orphaned (nothing more will be captured).
+        print_all(&store, &checked.record, &opts, &mut printer)?;
     }
     Ok(0)
 }
@@ -156,13 +160,6 @@ fn print_all(store: &Store, record: &Record, opts: &Options, out: &mut Printer) 
 
 /// Print what exists, then what arrives, until the run has ended.
 fn follow_run(store: &Store, record: Record, opts: &Options, out: &mut Printer) -> Result<()> {
-    let mut conns = Connections::default();
-    let checked = reconcile::check(store, &mut conns, record);
-    let record = checked.record;
-    if record.state.is_final() || checked.orphaned {
-        // Nothing more will be captured.
-        return print_all(store, &record, opts, out);
-    }
     // The owner releases its lock once the log is complete and the record final.
     let (ended_tx, ended) = bounded(1);
     let waiter = store.clone();

@@ -64,6 +64,10 @@ pub enum Event {
 /// closes it as soon as the container is gone; this only guards against a stuck stream.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// An interactive shell ignores SIGTERM; a hang-up is what ends a TTY session, as when
+/// its terminal closes.
+pub const TTY_STOP_SIGNAL: &str = "SIGHUP";
+
 /// How long to keep asking an engine that dropped the run's wait for the exit code.
 const LOST_ENGINE_GRACE: Duration = Duration::from_secs(10);
 
@@ -524,9 +528,8 @@ impl Run {
                 eprintln!("{notice}");
             }
         }
-        // An interactive shell ignores SIGTERM; a hang-up is what ends a TTY session.
-        let stop_signal = if self.tty && reason == StopReason::Escape {
-            Some("SIGHUP")
+        let stop_signal = if self.tty {
+            Some(TTY_STOP_SIGNAL)
         } else {
             None
         };

@@ -45,7 +45,8 @@ pub fn stop(
 
     if let Some(container) = &requested.container_id {
         let rt = conns.for_record(&requested.runtime)?;
-        if let Err(e) = rt.stop(container, None, timeout) {
+        let signal = requested.interactive.then_some(super::TTY_STOP_SIGNAL);
+        if let Err(e) = rt.stop(container, signal, timeout) {
             eprintln!("moat: {e}; killing it");
             rt.kill(container)?;
         }
