@@ -528,11 +528,7 @@ impl Run {
                 eprintln!("{notice}");
             }
         }
-        let stop_signal = if self.tty {
-            Some(TTY_STOP_SIGNAL)
-        } else {
-            None
-        };
+        let stop_signal = self.tty.then_some(TTY_STOP_SIGNAL);
         let rt = self.runtime.clone();
         let id = container.to_string();
         let tx = self.events_tx.clone();
