@@ -271,7 +271,10 @@ impl Runtime for Docker {
             )
             .map_err(classify_start_error)?;
         if let (true, Some((rows, cols))) = (opts.tty, opts.size) {
-            resize(&self.client, id, rows, cols)?;
+            // A command that already ended cannot be resized; its exit is what matters.
+            if let Err(e) = resize(&self.client, id, rows, cols) {
+                log::debug!("{e}");
+            }
         }
 
         Ok(Session {
