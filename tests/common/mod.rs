@@ -1,0 +1,432 @@
+//! Shared helpers for the integration tests: a per-test `MOAT_HOME`, readers for run
+//! records, and a few raw calls to the Docker Engine over its Unix socket.
+//!
+//! The tests run the built `moat` binary against a real engine with the local image
+//! `moat-test/busybox:latest` (`scripts/setup` creates both). A missing engine is a test
+//! failure, never a silent skip.
+
+#![allow(dead_code)] // each test crate uses a different subset of these helpers
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub mod pty;
+
+/// The image every test runs: busybox with all its applets.
+pub const IMAGE: &str = "moat-test/busybox:latest";
+
+/// A fresh, private moat environment for one test: `root/home` is `MOAT_HOME` and
+/// `root/ws` is the workspace (and the working directory of every `moat` it starts).
+///
+/// On drop, unless the test is already failing, it asserts that no container of any run
+/// without `--keep` was left behind, then removes its directories.
+pub struct Env {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub ws: PathBuf,
+}
+
+/// A new [`Env`], after checking that the engine answers.
+pub fn moat() -> Env {
+    require_engine();
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let root = std::env::temp_dir().join(format!("moat-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let home = root.join("home");
+    let ws = root.join("ws");
+    std::fs::create_dir_all(&ws).expect("create test workspace");
+    Env { root, home, ws }
+}
+
+impl Env {
+    /// `moat` with this env's `MOAT_HOME`, run in the workspace, stdin closed.
+    pub fn cmd(&self) -> Command {
+        self.command(env!("CARGO_BIN_EXE_moat"))
+    }
+
+    /// `program` with the environment of [`Env::cmd`] (for wrappers such as `time`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("MOAT_HOME", &self.home)
+            .env("MOAT_IMAGE", IMAGE)
+            .env_remove("MOAT_RUNTIME")
+            .env_remove("MOAT_LOG")
+            .current_dir(&self.ws)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `moat ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spawn moat")
+    }
+
+    /// Runs `moat run --image IMAGE -- CMD...` to completion.
+    pub fn run_cmd(&self, command: &[&str]) -> Output {
+        let mut args = vec!["run", "--image", IMAGE, "--"];
+        args.extend_from_slice(command);
+        self.run(&args)
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.home.join("runs")
+    }
+
+    /// The run directories (`runs/*`), sorted; empty when `runs/` does not exist.
+    pub fn run_dirs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.runs_dir()) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<PathBuf> = entries.map(|e| e.expect("read runs dir").path()).collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// Every `runs/*/metadata.json`, parsed.
+    pub fn records(&self) -> Vec<Value> {
+        self.run_dirs()
+            .iter()
+            .filter(|dir| dir.join("metadata.json").exists())
+            .map(|dir| read_json(&dir.join("metadata.json")))
+            .collect()
+    }
+
+    /// The metadata of run `id`.
+    pub fn record(&self, id: &str) -> Value {
+        read_json(&self.runs_dir().join(id).join("metadata.json"))
+    }
+
+    /// The records of run `id`'s `logs.jsonl`, in order.
+    pub fn logs(&self, id: &str) -> Vec<Value> {
+        let path = self.runs_dir().join(id).join("logs.jsonl");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad logs.jsonl line {line:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// The bytes of one stream of run `id`, joined back from its log records.
+    pub fn joined(&self, id: &str, stream: &str) -> Vec<u8> {
+        join_stream(&self.logs(id), stream)
+    }
+
+    /// The ID of the only run in this env.
+    pub fn only_run_id(&self) -> String {
+        let records = self.records();
+        assert_eq!(
+            records.len(),
+            1,
+            "expected exactly one run, got {records:#?}"
+        );
+        records[0]["id"]
+            .as_str()
+            .expect("id is a string")
+            .to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the directories for a look at what went wrong.
+            eprintln!("test env kept at {}", self.root.display());
+            return;
+        }
+        for record in self.records() {
+            let id = record["id"].as_str().unwrap_or_default();
+            let left = containers_for(id);
+            if record["keep"] == Value::Bool(true) {
+                left.iter().for_each(|c| remove_container(c));
+            } else {
+                assert!(left.is_empty(), "run {id} left containers behind: {left:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Joins the log records of one stream back into the bytes the container wrote: each
+/// record's `line` (or decoded `b64`), plus `\n` unless it is `partial` or `eol: false`.
+pub fn join_stream(records: &[Value], stream: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for record in records.iter().filter(|r| r["stream"] == stream) {
+        if let Some(line) = record["line"].as_str() {
+            out.extend_from_slice(line.as_bytes());
+        } else if let Some(b64) = record["b64"].as_str() {
+            out.extend(base64_decode(b64));
+        } else {
+            panic!("log record has neither line nor b64: {record}");
+        }
+        let partial = record["partial"] == Value::Bool(true);
+        let no_eol = record["eol"] == Value::Bool(false);
+        if !partial && !no_eol {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 (padding optional).
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    fn value(c: u8) -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("bad base64 byte {c:#x}"),
+        }
+    }
+    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c) << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+/// True when `ts` looks like `2024-01-31T12:34:56.789Z` (RFC 3339, UTC, milliseconds).
+pub fn is_rfc3339_ms(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- the Docker Engine, raw ------------------------------------------------------------
+
+/// The engine's socket: `DOCKER_HOST=unix://PATH`, else `/var/run/docker.sock`.
+pub fn docker_socket() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+/// One HTTP/1.0 request to the engine (the engine closes the connection after the
+/// response, with no chunked encoding). Returns the status code and the body.
+pub fn docker_request(method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    docker_request_json(method, path, None)
+}
+
+/// [`docker_request`] with an optional JSON body.
+pub fn docker_request_json(
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut stream = UnixStream::connect(docker_socket())?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: docker\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of HTTP head"))?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok((status, response[split + 4..].to_vec()))
+}
+
+/// Panics (never skips) unless the Docker engine answers `/_ping`.
+pub fn require_engine() {
+    let socket = docker_socket();
+    let answer = match docker_request("GET", "/_ping") {
+        Ok((200, body)) if body == b"OK" => return,
+        Ok((status, body)) => format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+        Err(e) => e.to_string(),
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    panic!(
+        "the Docker engine at {} does not answer /_ping ({answer}); these tests need it{}. \
+         Run scripts/setup to install and start dockerd and create the test images.",
+        socket.display(),
+        if ci {
+            " (CI=true: a missing engine is a failure)"
+        } else {
+            ""
+        },
+    );
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// IDs of every container (running or not) labelled `moat.run_id=<run_id>`.
+pub fn containers_for(run_id: &str) -> Vec<String> {
+    let filters = serde_json::json!({ "label": [format!("moat.run_id={run_id}")] }).to_string();
+    let path = format!("/containers/json?all=1&filters={}", url_encode(&filters));
+    let (status, body) = docker_request("GET", &path).expect("list containers");
+    assert_eq!(
+        status,
+        200,
+        "list containers: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let list: Vec<Value> = serde_json::from_slice(&body).expect("container list is JSON");
+    list.iter()
+        .map(|c| c["Id"].as_str().expect("container Id").to_string())
+        .collect()
+}
+
+/// Force-removes a container.
+pub fn remove_container(id: &str) {
+    let (status, body) =
+        docker_request("DELETE", &format!("/containers/{id}?force=1")).expect("remove container");
+    assert!(
+        status == 204 || status == 404,
+        "remove container {id}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+/// The engine's own error message for pulling `image` (`name:tag`), if the pull fails.
+pub fn pull_error(image: &str) -> Option<String> {
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    let path = format!(
+        "/images/create?fromImage={}&tag={}",
+        url_encode(name),
+        url_encode(tag)
+    );
+    let (status, body) = docker_request("POST", &path).expect("pull request");
+    if status != 200 {
+        let value: Value = serde_json::from_slice(&body).ok()?;
+        return value["message"].as_str().map(str::to_string);
+    }
+    // A 200 streams progress objects; a failure is an object with "error".
+    body.split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+        .find_map(|v| v["error"].as_str().map(str::to_string))
+}
+
+/// IDs of every container (running or not) carrying `label` (`KEY=VALUE` or `KEY`).
+pub fn containers_labelled(label: &str) -> Vec<String> {
+    let filters = serde_json::json!({ "label": [label] }).to_string();
+    let path = format!("/containers/json?all=1&filters={}", url_encode(&filters));
+    let (status, body) = docker_request("GET", &path).expect("list containers");
+    assert_eq!(
+        status,
+        200,
+        "list containers: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let list: Vec<Value> = serde_json::from_slice(&body).expect("container list is JSON");
+    let mut ids: Vec<String> = list
+        .iter()
+        .map(|c| c["Id"].as_str().expect("container Id").to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The engine's inspect of container `id`, or `None` when it does not exist.
+pub fn inspect_container(id: &str) -> Option<Value> {
+    let (status, body) =
+        docker_request("GET", &format!("/containers/{id}/json")).expect("inspect container");
+    match status {
+        200 => Some(serde_json::from_slice(&body).expect("inspect answer is JSON")),
+        404 => None,
+        _ => panic!(
+            "inspect container {id}: {status} {}",
+            String::from_utf8_lossy(&body)
+        ),
+    }
+}
+
+/// Creates and starts a container of [`IMAGE`] running `command`, with `labels`, behind
+/// moat's back; returns its ID. The caller removes it ([`remove_container`]).
+pub fn start_labelled_container(labels: &[(&str, &str)], command: &[&str]) -> String {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    let spec = serde_json::json!({
+        "Image": IMAGE,
+        "Cmd": command,
+        "Labels": labels,
+        "HostConfig": { "Init": true },
+    });
+    let (status, body) =
+        docker_request_json("POST", "/containers/create", Some(&spec)).expect("create container");
+    assert_eq!(
+        status,
+        201,
+        "create container: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let created: Value = serde_json::from_slice(&body).expect("create answer is JSON");
+    let id = created["Id"].as_str().expect("created Id").to_string();
+    let (status, body) =
+        docker_request("POST", &format!("/containers/{id}/start")).expect("start container");
+    assert!(
+        status == 204 || status == 304,
+        "start container {id}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    id
+}

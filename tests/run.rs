@@ -1,0 +1,770 @@
+//! Non-interactive `moat run`, seen from outside: exit code, stdout, stderr, the run
+//! record, the captured log, and what is left in the engine afterwards.
+//!
+//! Every test works in its own `MOAT_HOME` (see `common::moat`), and dropping the env
+//! asserts that no container of a run without `--keep` remains.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::{Env, IMAGE, containers_for, is_rfc3339_ms, moat};
+use serde_json::Value;
+
+// ---- helpers ----------------------------------------------------------------------------
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing moat's stderr when it differs.
+#[track_caller]
+fn assert_code(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}, stdout {:?}, stderr {:?}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Runs CMD, asserts moat exits with `code` and the record says `failed` with that code.
+fn assert_fails_with(env: &Env, extra: &[&str], command: &[&str], code: i32) {
+    let mut args = vec!["run", "--image", IMAGE];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(command);
+    let out = env.run(&args);
+    assert_code(&out, code);
+    let record = env.record(&env.only_run_id());
+    assert_eq!(record["state"], "failed", "{record:#}");
+    assert_eq!(record["exit_code"], code, "{record:#}");
+}
+
+/// A `moat` process whose stdout and stderr lines arrive on channels as it runs.
+struct Live {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Live {
+    fn spawn(mut cmd: Command) -> Live {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn moat");
+        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
+        Live {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the next stdout line, which must be `line`.
+    fn expect_stdout(&self, line: &str) {
+        let got = self
+            .stdout
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("no stdout line {line:?} from moat: {e}"));
+        assert_eq!(got, line);
+    }
+
+    /// Waits for a stderr line containing `text`; returns it.
+    fn expect_stderr(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = self
+                .stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no stderr line with {text:?} from moat: {e}"));
+            if got.contains(text) {
+                return got;
+            }
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid; it is still ours (not yet waited for).
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits (at most `timeout`, else kills moat and panics) for moat to exit; returns
+    /// its status and the rest of its stdout and stderr lines.
+    fn wait(mut self, timeout: Duration) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("moat did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (
+            status,
+            self.stdout.iter().collect(),
+            self.stderr.iter().collect(),
+        )
+    }
+}
+
+fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Peak RSS in kB from `/usr/bin/time -v` output.
+fn max_rss_kb(time_stderr: &str) -> u64 {
+    time_stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in /usr/bin/time output:\n{time_stderr}"))
+}
+
+const TIME: &str = "/usr/bin/time";
+
+/// `moat run --image IMAGE -- CMD...`, under `/usr/bin/time -v` when it exists.
+fn run_timed(env: &Env, command: &[&str]) -> (std::process::Output, Option<u64>) {
+    if !std::path::Path::new(TIME).exists() {
+        eprintln!("{TIME} not found: skipping only the peak-memory assertion");
+        return (env.run_cmd(command), None);
+    }
+    let out = env
+        .command(TIME)
+        .args([
+            "-v",
+            env!("CARGO_BIN_EXE_moat"),
+            "run",
+            "--image",
+            IMAGE,
+            "--",
+        ])
+        .args(command)
+        .output()
+        .expect("spawn /usr/bin/time");
+    let rss = max_rss_kb(&stderr(&out));
+    (out, Some(rss))
+}
+
+// ---- exit codes (reference: docker run --init --rm) -------------------------------------
+
+#[test]
+fn exit_code_is_the_commands() {
+    let env = moat();
+    let out = env.run_cmd(&["sh", "-c", "exit 3"]);
+    assert_code(&out, 3);
+    let record = env.record(&env.only_run_id());
+    assert_eq!(record["state"], "failed");
+    assert_eq!(record["exit_code"], 3);
+    assert_eq!(record["error"], "exit code 3");
+    assert!(record["stopped_at"].is_string(), "{record:#}");
+}
+
+#[test]
+fn success_is_stopped_with_code_0_and_silent_stderr() {
+    let env = moat();
+    let out = env.run_cmd(&["true"]);
+    assert_code(&out, 0);
+    assert!(out.stdout.is_empty(), "stdout: {:?}", stdout(&out));
+    // stderr is not a terminal: no start notice, nothing but the command's own stderr.
+    assert!(out.stderr.is_empty(), "stderr: {:?}", stderr(&out));
+    let id = env.only_run_id();
+    let record = env.record(&id);
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["exit_code"], 0);
+    assert!(record.get("error").is_none(), "{record:#}");
+    assert!(record.get("stop_reason").is_none(), "{record:#}");
+    assert_eq!(record["image"], IMAGE);
+    assert_eq!(record["command"], serde_json::json!(["true"]));
+    assert_eq!(record["runtime"], "docker");
+    assert_eq!(record["interactive"], false);
+    assert_eq!(record["keep"], false);
+    assert!(id.len() == 16 && id.starts_with("run_"), "{id}");
+    assert!(
+        id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    for key in ["created_at", "started_at", "stopped_at"] {
+        let ts = record[key].as_str().unwrap_or_default();
+        assert!(is_rfc3339_ms(ts), "{key} = {:?}", record[key]);
+    }
+}
+
+#[test]
+fn killed_by_sigkill_exits_137() {
+    let env = moat();
+    assert_fails_with(&env, &[], &["sh", "-c", "kill -9 $$"], 137);
+}
+
+#[test]
+fn killed_by_sigterm_exits_143() {
+    let env = moat();
+    assert_fails_with(&env, &[], &["sh", "-c", "kill -15 $$"], 143);
+}
+
+#[test]
+fn missing_command_exits_127() {
+    let env = moat();
+    assert_fails_with(&env, &[], &["no-such-command-here"], 127);
+}
+
+#[test]
+fn missing_command_without_init_exits_127() {
+    let env = moat();
+    assert_fails_with(&env, &["--no-init"], &["no-such-command-here"], 127);
+}
+
+#[test]
+fn directory_as_command_exits_126() {
+    let env = moat();
+    assert_fails_with(&env, &[], &["/etc"], 126);
+}
+
+// ---- output -----------------------------------------------------------------------------
+
+#[test]
+fn stdout_and_stderr_are_kept_apart() {
+    let env = moat();
+    let out = env.run_cmd(&["sh", "-c", "echo out; echo err >&2"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    let id = env.only_run_id();
+    let logs = env.logs(&id);
+    assert_eq!(logs.len(), 2, "{logs:#?}");
+    let find = |stream: &str| -> &Value {
+        logs.iter()
+            .find(|r| r["stream"] == stream)
+            .unwrap_or_else(|| panic!("no {stream} record in {logs:#?}"))
+    };
+    assert_eq!(find("stdout")["line"], "out");
+    assert_eq!(find("stderr")["line"], "err");
+    for record in &logs {
+        let ts = record["ts"].as_str().unwrap_or_default();
+        assert!(is_rfc3339_ms(ts), "ts {:?}", record["ts"]);
+    }
+}
+
+#[test]
+fn one_line_then_exit_is_never_lost_in_200_runs() {
+    const THREADS: usize = 4;
+    const RUNS: usize = 200;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in (t..RUNS).step_by(THREADS) {
+                    let env = moat();
+                    let line = format!("line-{i}");
+                    let out = env.run_cmd(&["echo", &line]);
+                    assert_code(&out, 0);
+                    assert_eq!(stdout(&out), format!("{line}\n"), "run {i}");
+                    let id = env.only_run_id();
+                    assert_eq!(env.joined(&id, "stdout"), format!("{line}\n").as_bytes());
+                    assert_eq!(env.record(&id)["state"], "stopped");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker passed");
+    }
+}
+
+#[test]
+fn hundred_thousand_lines_in_order() {
+    let env = moat();
+    let out = env.run_cmd(&["seq", "1", "100000"]);
+    assert_code(&out, 0);
+    let expected: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        out.stdout == expected.as_bytes(),
+        "stdout differs: {} bytes, expected {}",
+        out.stdout.len(),
+        expected.len()
+    );
+    let id = env.only_run_id();
+    let logs = env.logs(&id);
+    assert_eq!(logs.len(), 100_000);
+    for (i, record) in logs.iter().enumerate() {
+        assert_eq!(record["stream"], "stdout");
+        assert_eq!(record["line"], (i + 1).to_string());
+    }
+}
+
+#[test]
+fn every_byte_value_passes_through() {
+    let env = moat();
+    let bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    std::fs::write(env.ws.join("bytes"), &bytes).expect("write bytes");
+    let out = env.run_cmd(&["cat", "/workspace/bytes"]);
+    assert_code(&out, 0);
+    assert_eq!(out.stdout, bytes, "stdout not byte-exact");
+    assert_eq!(
+        env.joined(&env.only_run_id(), "stdout"),
+        bytes,
+        "log not byte-exact"
+    );
+}
+
+#[test]
+fn a_1mib_line_without_newline_comes_back_whole() {
+    let env = moat();
+    let (out, rss_kb) = run_timed(
+        &env,
+        &["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"],
+    );
+    assert_code(&out, 0);
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert!(out.stdout.iter().all(|&b| b == b'a'));
+    let id = env.only_run_id();
+    let logs = env.logs(&id);
+    assert!(logs.len() >= 16, "{} records for 1 MiB", logs.len());
+    let (last, rest) = logs.split_last().expect("records");
+    for record in rest {
+        assert_eq!(record["partial"], true, "all but the last are partial");
+    }
+    assert_eq!(last["eol"], false, "the last record has no newline");
+    for record in &logs {
+        let len = record["line"].as_str().map_or(0, str::len);
+        assert!(len <= 64 * 1024, "record of {len} bytes");
+    }
+    assert_eq!(env.joined(&id, "stdout"), out.stdout);
+    if let Some(kb) = rss_kb {
+        assert!(kb < 20 * 1024, "moat peak RSS {kb} kB");
+    }
+}
+
+#[test]
+fn memory_stays_small_for_a_32mib_line() {
+    let env = moat();
+    let (out, rss_kb) = run_timed(
+        &env,
+        &["sh", "-c", "head -c 33554432 /dev/zero | tr '\\0' a"],
+    );
+    assert_code(&out, 0);
+    assert_eq!(out.stdout.len(), 32 << 20);
+    assert_eq!(env.joined(&env.only_run_id(), "stdout").len(), 32 << 20);
+    if let Some(kb) = rss_kb {
+        assert!(kb < 20 * 1024, "moat peak RSS {kb} kB");
+    }
+}
+
+#[test]
+fn piped_stdin_reaches_the_command() {
+    let env = moat();
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--image", IMAGE, "--", "cat"])
+        .stdin(Stdio::piped());
+    let mut live = Live::spawn(cmd);
+    let mut stdin = live.child.stdin.take().expect("stdin piped");
+    stdin.write_all(b"hi\n").expect("write stdin");
+    drop(stdin); // EOF ends cat
+    let (status, out, err) = live.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "stderr {err:?}");
+    assert_eq!(out, ["hi"]);
+    assert_eq!(env.joined(&env.only_run_id(), "stdout"), b"hi\n");
+}
+
+// ---- signals ------------------------------------------------------------------------------
+
+/// Starts `moat run [extra] -- sh -c 'SCRIPT'` where SCRIPT prints `ready` first, and
+/// waits for that line.
+fn start_ready(env: &Env, extra: &[&str], script: &str) -> Live {
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--image", IMAGE])
+        .args(extra)
+        .args(["--", "sh", "-c", script]);
+    let live = Live::spawn(cmd);
+    live.expect_stdout("ready");
+    live
+}
+
+#[test]
+fn sigint_stops_the_run_and_exits_130() {
+    let env = moat();
+    let live = start_ready(&env, &[], "echo ready; exec sleep 1000");
+    let id = env.only_run_id();
+    // Output can overtake the record write; the record must say running soon after.
+    common::wait_for("state running", Duration::from_secs(10), || {
+        (env.record(&id)["state"] == "running").then_some(())
+    });
+    let sent = Instant::now();
+    live.signal(libc::SIGINT);
+    let notice = live.expect_stderr("Stopping run");
+    assert!(notice.contains(&id), "notice {notice:?} names the run");
+    let (status, _, _) = live.wait(Duration::from_secs(30));
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(130));
+    // sleep dies on the stop signal: well within the 10 s stop timeout.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    let record = env.record(&id);
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["stop_reason"], "signal", "{record:#}");
+    assert!(record["stopped_at"].is_string());
+    assert_eq!(env.joined(&id, "stdout"), b"ready\n", "logs still captured");
+    assert!(containers_for(&id).is_empty(), "container gone");
+}
+
+#[test]
+fn sigterm_stops_the_run_and_exits_143() {
+    let env = moat();
+    let live = start_ready(&env, &[], "echo ready; exec sleep 1000");
+    live.signal(libc::SIGTERM);
+    let (status, _, _) = live.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(143));
+    let id = env.only_run_id();
+    let record = env.record(&id);
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["stop_reason"], "signal", "{record:#}");
+    assert!(containers_for(&id).is_empty(), "container gone");
+}
+
+#[test]
+fn stop_timeout_kills_a_command_that_ignores_sigterm() {
+    let env = moat();
+    let live = start_ready(
+        &env,
+        &["--stop-timeout", "1"],
+        "trap '' TERM; echo ready; exec sleep 1000",
+    );
+    let sent = Instant::now();
+    live.signal(libc::SIGINT);
+    let (status, _, _) = live.wait(Duration::from_secs(30));
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        took >= Duration::from_millis(900),
+        "killed before the stop timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let record = env.record(&env.only_run_id());
+    assert_eq!(record["state"], "stopped", "{record:#}");
+}
+
+#[test]
+fn second_sigint_kills_at_once() {
+    let env = moat();
+    let live = start_ready(
+        &env,
+        &["--stop-timeout", "30"],
+        "trap '' TERM; echo ready; exec sleep 1000",
+    );
+    let sent = Instant::now();
+    live.signal(libc::SIGINT);
+    live.expect_stderr("Stopping run");
+    live.signal(libc::SIGINT);
+    let (status, _, _) = live.wait(Duration::from_secs(60));
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} (stop timeout 30 s)"
+    );
+    let record = env.record(&env.only_run_id());
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["stop_reason"], "signal", "{record:#}");
+}
+
+// ---- --keep -------------------------------------------------------------------------------
+
+#[test]
+fn keep_leaves_exactly_one_container() {
+    let env = moat();
+    let out = env.run(&["run", "--image", IMAGE, "--keep", "--", "true"]);
+    assert_code(&out, 0);
+    let id = env.only_run_id();
+    let record = env.record(&id);
+    assert_eq!(record["keep"], true);
+    let left = containers_for(&id);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(Some(left[0].as_str()), record["container_id"].as_str());
+    common::remove_container(&left[0]);
+}
+
+// ---- bad input ------------------------------------------------------------------------------
+
+#[test]
+fn unreachable_engine_exits_125_with_one_line() {
+    let env = moat();
+    let out = env
+        .cmd()
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .args(["run", "--image", IMAGE, "--", "true"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 125);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("moat: "), "{err:?}");
+    assert!(err.contains("/nonexistent"), "{err:?}");
+    assert!(err.contains("No such file or directory"), "{err:?}");
+    for record in env.records() {
+        assert_eq!(record["state"], "failed", "{record:#}");
+    }
+}
+
+#[test]
+fn missing_image_exits_125_with_the_daemons_message() {
+    let env = moat();
+    let image = "moat-test/nosuch:latest";
+    let daemon = common::pull_error(image).expect("pulling a missing image fails");
+    let out = env.run(&["run", "--image", image, "--", "true"]);
+    assert_code(&out, 125);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("moat: "), "{err:?}");
+    assert!(
+        err.contains(&daemon),
+        "{err:?} lacks the daemon's {daemon:?}"
+    );
+    let record = env.record(&env.only_run_id());
+    assert_eq!(record["state"], "failed", "{record:#}");
+    assert!(record["error"].is_string(), "{record:#}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_create_nothing() {
+    let env = moat();
+    std::fs::write(env.root.join("a-file"), "x").expect("write file");
+    let file = env.root.join("a-file");
+    let cases: [(&str, Vec<&str>); 5] = [
+        ("unknown flag", vec!["run", "--no-such-flag", "--", "true"]),
+        ("-e without a name", vec!["run", "-e", "=x", "--", "true"]),
+        (
+            "mount without a target",
+            vec!["run", "-m", "/tmp", "--", "true"],
+        ),
+        (
+            "workspace is a file",
+            vec!["run", file.to_str().expect("utf-8 path"), "--", "true"],
+        ),
+        ("unknown command", vec!["no-such-subcommand"]),
+    ];
+    for (what, args) in cases {
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{what}: {:?}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("moat: "),
+            "{what}: {:?}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{what}: stdout {:?}", stdout(&out));
+        assert!(
+            env.run_dirs().is_empty(),
+            "{what}: created {:?}",
+            env.run_dirs()
+        );
+    }
+}
+
+#[test]
+fn dry_run_prints_and_creates_nothing() {
+    let env = moat();
+    let out = env.run(&[
+        "run",
+        "--dry-run",
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "echo dry",
+    ]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains(IMAGE), "{text}");
+    assert!(text.contains("sh") && text.contains("echo dry"), "{text}");
+    assert!(!text.lines().any(|l| l == "dry"), "the command ran: {text}");
+    assert!(env.run_dirs().is_empty(), "created {:?}", env.run_dirs());
+}
+
+// ---- environment, workspace, mounts ---------------------------------------------------------
+
+#[test]
+fn env_values_reach_the_container_but_not_the_disk() {
+    let env = moat();
+    let secret = "s3cret-value-42";
+    let out = env.run(&[
+        "run",
+        "--image",
+        IMAGE,
+        "-e",
+        &format!("FOO={secret}"),
+        "--",
+        "sh",
+        "-c",
+        "echo $FOO",
+    ]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("{secret}\n"));
+    let id = env.only_run_id();
+    let text = std::fs::read_to_string(env.runs_dir().join(&id).join("metadata.json"))
+        .expect("read metadata");
+    assert!(!text.contains(secret), "value on disk:\n{text}");
+    assert_eq!(env.record(&id)["env"], serde_json::json!(["FOO"]));
+}
+
+#[test]
+fn env_name_alone_passes_the_hosts_value() {
+    let env = moat();
+    let out = env
+        .cmd()
+        .env("MOAT_TEST_HOSTVAR", "from-the-host")
+        .args(["run", "--image", IMAGE, "-e", "MOAT_TEST_HOSTVAR", "--"])
+        .args(["sh", "-c", "echo $MOAT_TEST_HOSTVAR"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "from-the-host\n");
+    let id = env.only_run_id();
+    assert_eq!(
+        env.record(&id)["env"],
+        serde_json::json!(["MOAT_TEST_HOSTVAR"])
+    );
+}
+
+#[test]
+fn workspace_is_mounted_read_write_at_the_working_directory() {
+    let env = moat();
+    std::fs::write(env.ws.join("marker"), "from-host\n").expect("write marker");
+    let script = "pwd; cat marker; echo from-container > created";
+    let out = env.run_cmd(&["sh", "-c", script]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "/workspace\nfrom-host\n");
+    let created = std::fs::read_to_string(env.ws.join("created")).expect("file from container");
+    assert_eq!(created, "from-container\n");
+    let ws = env.ws.canonicalize().expect("canonical ws");
+    assert_eq!(
+        env.record(&env.only_run_id())["workspace"],
+        ws.to_str().expect("utf-8")
+    );
+
+    // An explicit PATH is mounted instead of the current directory.
+    let other = env.root.join("other");
+    std::fs::create_dir(&other).expect("mkdir other");
+    std::fs::write(other.join("marker"), "other\n").expect("write marker");
+    let other = other.to_str().expect("utf-8");
+    let out = env.run(&["run", other, "--image", IMAGE, "--", "cat", "marker"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "other\n");
+}
+
+#[test]
+fn mounts_honour_ro() {
+    let env = moat();
+    let ro = env.root.join("ro");
+    let rw = env.root.join("rw");
+    std::fs::create_dir(&ro).expect("mkdir ro");
+    std::fs::create_dir(&rw).expect("mkdir rw");
+    std::fs::write(ro.join("f"), "ro-data\n").expect("write f");
+    let ro_mount = format!("{}:/dst:ro", ro.display());
+    let rw_mount = format!("{}:/rw", rw.display());
+    let script = "cat /dst/f; echo y > /rw/new; echo x > /dst/new";
+    let out = env.run(&[
+        "run", "--image", IMAGE, "-m", &ro_mount, "-m", &rw_mount, "--", "sh", "-c", script,
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "writing to a :ro mount succeeded"
+    );
+    assert_eq!(stdout(&out), "ro-data\n");
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ro.join("new").exists());
+    assert_eq!(
+        std::fs::read_to_string(rw.join("new")).expect("rw write"),
+        "y\n"
+    );
+}
+
+// ---- the record on disk and reading it back ---------------------------------------------------
+
+#[test]
+fn record_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = moat();
+    let out = env.run_cmd(&["echo", "private"]);
+    assert_code(&out, 0);
+    let dir = env.runs_dir().join(env.only_run_id());
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "run dir");
+    assert_eq!(mode(&dir.join("metadata.json")), 0o600, "metadata.json");
+    assert_eq!(mode(&dir.join("logs.jsonl")), 0o600, "logs.jsonl");
+}
+
+#[test]
+fn list_and_logs_show_the_run() {
+    let env = moat();
+    let out = env.run(&[
+        "run",
+        "--image",
+        IMAGE,
+        "-n",
+        "my-listed-run",
+        "--",
+        "sh",
+        "-c",
+        "echo out1; echo err1 >&2; echo out2",
+    ]);
+    assert_code(&out, 0);
+    let id = env.only_run_id();
+
+    let list = env.run(&["list"]);
+    assert_code(&list, 0);
+    let text = stdout(&list);
+    assert!(
+        text.contains(&id) && text.contains("my-listed-run"),
+        "{text}"
+    );
+
+    let json = env.run(&["list", "--json"]);
+    assert_code(&json, 0);
+    let listed: Value = serde_json::from_slice(&json.stdout).expect("list --json is JSON");
+    assert_eq!(listed, Value::Array(env.records()));
+
+    for address in [id.as_str(), "my-listed-run"] {
+        let logs = env.run(&["logs", address]);
+        assert_code(&logs, 0);
+        assert_eq!(stdout(&logs), "out1\nout2\n", "logs {address}");
+        assert_eq!(stderr(&logs), "err1\n", "logs {address}");
+    }
+}
