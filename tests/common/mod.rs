@@ -37,8 +37,13 @@ pub fn moat() -> Env {
     require_engine();
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let root = std::env::temp_dir().join(format!("moat-test-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    // pid + counter + clock: pids wrap quickly on a busy machine, and a directory of a
+    // live test elsewhere must never be reused or removed.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let root = std::env::temp_dir().join(format!("moat-test-{}-{n}-{nanos:x}", std::process::id()));
+    std::fs::create_dir(&root).expect("create a new test directory");
     let home = root.join("home");
     let ws = root.join("ws");
     std::fs::create_dir_all(&ws).expect("create test workspace");

@@ -1,0 +1,1282 @@
+//! Run management from outside, across processes: `moat stop`, `logs`, `list`, `wait`,
+//! `destroy` and `clean`, against a real engine (SPEC sections 1, 3, 4 and 5).
+//!
+//! Every test works in its own `MOAT_HOME` (see `common::moat`). Nothing here sleeps and
+//! hopes: tests wait for observable events (a record's state, a line on stdout, the
+//! engine's view of a container) with a deadline.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{
+    Env, IMAGE, containers_for, containers_labelled, inspect_container, moat, remove_container,
+    start_labelled_container, wait_for,
+};
+use serde_json::{Value, json};
+
+// ---- helpers ----------------------------------------------------------------------------
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing moat's output when it differs.
+#[track_caller]
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}, stdout {:?}, stderr {:?}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// `moat ARGS...` with `DOCKER_HOST` pointing nowhere: proves no engine call is needed.
+fn run_without_engine(env: &Env, args: &[&str]) -> Output {
+    env.cmd()
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .args(args)
+        .output()
+        .expect("spawn moat")
+}
+
+/// A `moat` process whose stdout lines arrive on a channel as it runs. If the test fails
+/// while it is still running, it gets a SIGTERM so moat cleans its container up.
+struct Live {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    reaped: bool,
+}
+
+impl Live {
+    fn spawn(mut cmd: Command) -> Live {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn moat");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().expect("stderr piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Live {
+            child,
+            stdout: rx,
+            stderr: Some(stderr),
+            reaped: false,
+        }
+    }
+
+    /// Waits for the next stdout line, which must be `line`.
+    #[track_caller]
+    fn expect_stdout(&self, line: &str) {
+        let got = self
+            .stdout
+            .recv_timeout(LONG)
+            .unwrap_or_else(|e| panic!("no stdout line {line:?} from moat: {e}"));
+        assert_eq!(got, line);
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        libc::pid_t::try_from(self.child.id()).expect("pid fits")
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child, not yet waited for, so its pid is still ours.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Waits until `deadline` (else kills moat and panics) for moat to exit; returns its
+    /// status, the rest of its stdout lines and its whole stderr.
+    fn wait_until(&mut self, deadline: Instant) -> (ExitStatus, Vec<String>, String) {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.reaped = true;
+                panic!("moat (pid {}) did not exit in time", self.child.id());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.reaped = true;
+        let err = self
+            .stderr
+            .take()
+            .map(|h| h.join().expect("stderr reader"))
+            .unwrap_or_default();
+        (status, self.stdout.try_iter().collect(), err)
+    }
+
+    fn wait(&mut self) -> (ExitStatus, Vec<String>, String) {
+        self.wait_until(Instant::now() + LONG)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if !self.reaped && self.running() {
+            self.signal(libc::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Spawns `moat run --image IMAGE EXTRA... -- COMMAND...`.
+fn spawn_run(env: &Env, extra: &[&str], command: &[&str]) -> Live {
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--image", IMAGE]).args(extra).arg("--");
+    cmd.args(command);
+    Live::spawn(cmd)
+}
+
+/// The record of the newest run named `name`, if there is one yet.
+fn record_named(env: &Env, name: &str) -> Option<Value> {
+    env.records()
+        .into_iter()
+        .filter(|r| r["name"] == name)
+        .max_by_key(|r| r["created_at"].as_str().unwrap_or_default().to_string())
+}
+
+/// Waits until the run named `name` is in one of `states`; returns its record.
+#[track_caller]
+fn wait_state(env: &Env, name: &str, states: &[&str]) -> Value {
+    wait_for(&format!("run {name} in state {states:?}"), LONG, || {
+        record_named(env, name).filter(|r| states.iter().any(|s| r["state"] == *s))
+    })
+}
+
+/// Waits until the run named `name` is running; returns its ID.
+#[track_caller]
+fn wait_running(env: &Env, name: &str) -> String {
+    id_of(&wait_state(env, name, &["running"]))
+}
+
+fn id_of(record: &Value) -> String {
+    record["id"].as_str().expect("id is a string").to_string()
+}
+
+/// The `(stream, line)` pairs of a run's log; empty when the log does not exist (a run
+/// stopped before its command started).
+fn log_lines(env: &Env, id: &str) -> Vec<(String, String)> {
+    if !env.runs_dir().join(id).join("logs.jsonl").exists() {
+        return Vec::new();
+    }
+    env.logs(id)
+        .iter()
+        .map(|r| {
+            (
+                r["stream"].as_str().unwrap_or_default().to_string(),
+                r["line"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every path under `dir` with its file contents (directories as `None`), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.expect("read dir entry").path();
+            if path.is_dir() {
+                out.push((path.clone(), None));
+                stack.push(path);
+            } else {
+                let data = std::fs::read(&path).expect("read file");
+                out.push((path, Some(data)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts two [`tree`]s are equal, naming the paths that differ.
+#[track_caller]
+fn assert_same_tree(
+    before: &[(PathBuf, Option<Vec<u8>>)],
+    after: &[(PathBuf, Option<Vec<u8>>)],
+    what: &str,
+) {
+    if before == after {
+        return;
+    }
+    let show = |t: &[(PathBuf, Option<Vec<u8>>)]| -> Vec<String> {
+        t.iter()
+            .map(|(p, data)| match data {
+                None => format!("{}/", p.display()),
+                Some(d) => format!("{} {:?}", p.display(), String::from_utf8_lossy(d)),
+            })
+            .collect()
+    };
+    let (b, a) = (show(before), show(after));
+    let gone: Vec<_> = b.iter().filter(|x| !a.contains(x)).collect();
+    let new: Vec<_> = a.iter().filter(|x| !b.contains(x)).collect();
+    panic!("{what}:\nbefore only: {gone:#?}\nafter only: {new:#?}");
+}
+
+/// A container's `State.Status` (`running`, `exited`...), or `None` once it is gone.
+fn container_status(id: &str) -> Option<String> {
+    inspect_container(id).map(|c| c["State"]["Status"].as_str().unwrap_or("?").to_string())
+}
+
+/// Removes the containers on drop, so a failing test does not leave them behind.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|c| remove_container(c));
+    }
+}
+
+// ---- records written by hand --------------------------------------------------------------
+
+/// `t` as RFC 3339 UTC with milliseconds, like moat writes it.
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).expect("after 1970");
+    let secs = d.as_secs();
+    let days = i64::try_from(secs / 86_400).expect("days fit");
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn ago(d: Duration) -> SystemTime {
+    SystemTime::now() - d
+}
+
+/// Writes a finished run's directory by hand (record and log) as moat would; returns the
+/// record. `ended` is its `stopped_at`; it was created 3 s before.
+fn write_finished(
+    env: &Env,
+    id: &str,
+    name: &str,
+    ended: SystemTime,
+    exit_code: i32,
+    lines: &[&str],
+) -> Value {
+    let dir = env.runs_dir().join(id);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .expect("create run dir");
+    let hex = id.trim_start_matches("run_");
+    let mut record = json!({
+        "id": id,
+        "name": name,
+        "workspace": env.ws.to_string_lossy(),
+        "image": IMAGE,
+        "command": ["sh", "-c", "echo hello; make test"],
+        "runtime": "docker",
+        "container_id": format!("{hex}{}", "0123456789abcdef".repeat(4))[..64].to_string(),
+        "interactive": false,
+        "state": if exit_code == 0 { "stopped" } else { "failed" },
+        "exit_code": exit_code,
+        "created_at": rfc3339(ended - Duration::from_secs(3)),
+        "started_at": rfc3339(ended - Duration::from_secs(2)),
+        "stopped_at": rfc3339(ended),
+        "owner_pid": 4242,
+        "keep": false,
+        "env": ["TERM"],
+    });
+    if exit_code != 0 {
+        record["error"] = json!(format!("exit code {exit_code}"));
+    }
+    write_private(
+        &dir.join("metadata.json"),
+        format!("{}\n", serde_json::to_string_pretty(&record).expect("json")).as_bytes(),
+    );
+    let ts = rfc3339(ended - Duration::from_secs(1));
+    let log: String = lines
+        .iter()
+        .map(|l| format!("{}\n", json!({"ts": ts, "stream": "stdout", "line": l})))
+        .collect();
+    write_private(&dir.join("logs.jsonl"), log.as_bytes());
+    record
+}
+
+fn write_private(path: &Path, data: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(data).expect("write");
+}
+
+// ---- moat stop ------------------------------------------------------------------------------
+
+#[test]
+fn stop_from_another_process_ends_the_run_and_both_agree() {
+    let env = moat();
+    let mut a = spawn_run(
+        &env,
+        &["-n", "stopme"],
+        &["sh", "-c", "echo ready; sleep 1000"],
+    );
+    a.expect_stdout("ready");
+    let id = wait_running(&env, "stopme");
+
+    let started = Instant::now();
+    let b = env.run(&["stop", "stopme"]);
+    // When B returns, the record is already final.
+    let record = env.record(&id);
+    assert_code(&b, 0);
+    assert_eq!(stdout(&b), format!("Run {id} stopped\n"));
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["stop_reason"], "moat stop", "{record:#}");
+    assert_eq!(record["exit_code"], 143, "{record:#}");
+    assert!(record["stopped_at"].is_string(), "{record:#}");
+    assert!(record.get("error").is_none(), "{record:#}");
+
+    // Within the stop timeout (10 s) plus a moment.
+    let (status, _, a_err) = a.wait_until(started + Duration::from_millis(10_500));
+    assert_eq!(status.code(), Some(143), "moat run stderr: {a_err}");
+    assert!(containers_for(&id).is_empty(), "container left for {id}");
+    let ready = log_lines(&env, &id)
+        .iter()
+        .filter(|(s, l)| s == "stdout" && l == "ready")
+        .count();
+    assert_eq!(ready, 1, "logs: {:?}", env.logs(&id));
+    // The owner's final write agrees with what B saw.
+    assert_eq!(env.record(&id), record);
+}
+
+/// How B is timed against A in the race.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    /// At once, retrying while the run is not found.
+    Immediately,
+    /// As soon as the record exists, whatever its state.
+    RecordExists,
+    /// Once the record says `running`.
+    Running,
+    /// This long after `running`: around the command's own exit (0.2 s in).
+    AroundExit(Duration),
+}
+
+#[test]
+fn stop_racing_a_natural_exit_never_fails_or_duplicates() {
+    const THREADS: usize = 5;
+    const ITERATIONS: usize = 10;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let env = moat();
+                (0..ITERATIONS)
+                    .map(|i| {
+                        let when = match i % 4 {
+                            0 => When::Immediately,
+                            1 => When::RecordExists,
+                            2 => When::Running,
+                            _ => When::AroundExit(Duration::from_millis(
+                                100 + 70 * (t as u64 + i as u64) % 700,
+                            )),
+                        };
+                        race_once(&env, &format!("race-{t}-{i}"), when)
+                    })
+                    .collect::<Vec<String>>()
+            })
+        })
+        .collect();
+    let mut panics = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for w in workers {
+        match w.join() {
+            Ok(list) => list
+                .into_iter()
+                .for_each(|o| *outcomes.entry(o).or_default() += 1),
+            Err(e) => panics.push(
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+    eprintln!(
+        "{} stop/exit races took {:?}; outcomes: {outcomes:#?}",
+        THREADS * ITERATIONS,
+        started.elapsed()
+    );
+    assert!(panics.is_empty(), "race failures:\n{}", panics.join("\n"));
+}
+
+/// One race; returns how it went (B's timing and answer, A's exit code), for the summary.
+fn race_once(env: &Env, name: &str, when: When) -> String {
+    let mut a = spawn_run(
+        env,
+        &["-n", name],
+        &["sh", "-c", "echo begin; sleep 0.2; echo end"],
+    );
+    match when {
+        When::Immediately => {}
+        When::RecordExists => {
+            wait_for(&format!("record of {name}"), LONG, || {
+                record_named(env, name)
+            });
+        }
+        When::Running => {
+            wait_state(env, name, &["running", "stopping", "stopped", "failed"]);
+        }
+        When::AroundExit(delay) => {
+            wait_state(env, name, &["running", "stopping", "stopped", "failed"]);
+            std::thread::sleep(delay);
+        }
+    }
+    let deadline = Instant::now() + LONG;
+    let mut not_found = 0;
+    let b = loop {
+        let b = env.run(&["stop", name]);
+        let too_early =
+            b.status.code() == Some(1) && stderr(&b) == format!("moat: run not found: {name}\n");
+        if !too_early || Instant::now() > deadline {
+            break b;
+        }
+        not_found += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // When B returns, the record is final already.
+    let at_b = record_named(env, name);
+    let (status, _, a_err) = a.wait();
+    let ctx = format!("{name} ({when:?})");
+    if b.status.code() == Some(0) {
+        let at_b = at_b.unwrap_or_else(|| panic!("{ctx}: no record after moat stop"));
+        assert!(
+            at_b["state"] == "stopped" || at_b["state"] == "failed",
+            "{ctx}: record not final when moat stop returned: {at_b:#}"
+        );
+    }
+    assert!(
+        b.status.code() == Some(0),
+        "{ctx}: moat stop exited {:?}: stdout {:?} stderr {:?}",
+        b.status,
+        stdout(&b),
+        stderr(&b)
+    );
+    let record = record_named(env, name).unwrap_or_else(|| panic!("{ctx}: no record"));
+    let id = id_of(&record);
+    let b_out = stdout(&b);
+    assert!(
+        b_out == format!("Run {id} stopped\n")
+            || b_out == format!("Run {id} is not running (stopped)\n"),
+        "{ctx}: moat stop said {b_out:?}"
+    );
+    assert!(
+        matches!(status.code(), Some(0 | 143)),
+        "{ctx}: moat run exited {status:?}, stderr {a_err:?}, record {record:#}"
+    );
+    assert_eq!(record["state"], "stopped", "{ctx}: {record:#}");
+    let lines = log_lines(env, &id);
+    let unique: HashSet<_> = lines.iter().collect();
+    assert_eq!(
+        unique.len(),
+        lines.len(),
+        "{ctx}: duplicate log lines {lines:?}"
+    );
+    let left = containers_for(&id);
+    assert!(left.is_empty(), "{ctx}: containers left {left:?}");
+    format!(
+        "{when:?}{}: stop says {}, run exits {}, stop_reason {}",
+        if not_found > 0 {
+            " after not-found"
+        } else {
+            ""
+        },
+        if b_out.contains("not running") {
+            "not running"
+        } else {
+            "stopped"
+        },
+        status.code().unwrap_or(-1),
+        record["stop_reason"]
+    )
+}
+
+#[test]
+fn stop_of_a_finished_run_is_a_noop_that_says_so() {
+    let env = moat();
+    assert_code(&env.run_cmd(&["true"]), 0);
+    let id = env.only_run_id();
+    let path = env.runs_dir().join(&id).join("metadata.json");
+    let before = std::fs::read(&path).expect("read metadata");
+    let out = env.run(&["stop", &id]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("Run {id} is not running (stopped)\n"));
+    assert_eq!(
+        std::fs::read(&path).expect("read metadata"),
+        before,
+        "moat stop rewrote a finished record"
+    );
+}
+
+#[test]
+fn stop_without_argument_stops_the_newest_running_run() {
+    let env = moat();
+    let mut older = spawn_run(&env, &["-n", "older"], &["sleep", "1000"]);
+    let older_id = wait_running(&env, "older");
+    let mut newer = spawn_run(&env, &["-n", "newer"], &["sleep", "1000"]);
+    let newer_id = wait_running(&env, "newer");
+    // The newest run of all has finished: it is not the one to stop.
+    let done = env.run(&["run", "--image", IMAGE, "-n", "done", "--", "true"]);
+    assert_code(&done, 0);
+
+    let out = env.run(&["stop"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("Run {newer_id} stopped\n"));
+    assert_eq!(newer.wait().0.code(), Some(143));
+    assert_eq!(env.record(&newer_id)["state"], "stopped");
+    assert_eq!(env.record(&older_id)["state"], "running");
+    assert!(older.running(), "the older run was stopped too");
+
+    let out = env.run(&["stop"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("Run {older_id} stopped\n"));
+    assert_eq!(older.wait().0.code(), Some(143));
+
+    // Nothing left running: an error, not a hang.
+    let out = env.run(&["stop"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).starts_with("moat: "), "{}", stderr(&out));
+}
+
+// ---- orphans (the owner died) ------------------------------------------------------------
+
+#[test]
+fn orphaned_run_is_listed_and_stopped() {
+    let env = moat();
+    let mut a = spawn_run(&env, &["-n", "orphan"], &["sleep", "1000"]);
+    let id = wait_running(&env, "orphan");
+    a.signal(libc::SIGKILL);
+    a.wait();
+    let container = env.record(&id)["container_id"]
+        .as_str()
+        .expect("container_id")
+        .to_string();
+    assert_eq!(container_status(&container).as_deref(), Some("running"));
+
+    let list = env.run(&["list"]);
+    assert_code(&list, 0);
+    let row = stdout(&list)
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_else(|| panic!("{id} not listed: {}", stdout(&list)))
+        .to_string();
+    assert!(row.contains("running (orphaned)"), "row: {row:?}");
+
+    let out = env.run(&["stop", &id]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("Run {id} stopped\n"));
+    let record = env.record(&id);
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["stop_reason"], "moat stop", "{record:#}");
+    assert_eq!(record["exit_code"], 143, "{record:#}");
+    assert!(record["stopped_at"].is_string(), "{record:#}");
+    assert!(containers_for(&id).is_empty(), "container left for {id}");
+}
+
+#[test]
+fn orphaned_run_that_ended_gets_its_real_exit_code() {
+    let env = moat();
+    let mut a = spawn_run(&env, &["-n", "orphan4"], &["sh", "-c", "sleep 2; exit 4"]);
+    let id = wait_running(&env, "orphan4");
+    a.signal(libc::SIGKILL);
+    a.wait();
+    let container = env.record(&id)["container_id"]
+        .as_str()
+        .expect("container_id")
+        .to_string();
+    wait_for("the orphaned command to end", LONG, || {
+        (container_status(&container).as_deref() != Some("running")).then_some(())
+    });
+    // Nobody has looked at it yet.
+    assert_eq!(env.record(&id)["state"], "running");
+
+    let list = env.run(&["list"]);
+    assert_code(&list, 0);
+    let record = env.record(&id);
+    assert_eq!(record["state"], "failed", "{record:#}");
+    assert_eq!(record["exit_code"], 4, "{record:#}");
+    assert_eq!(record["error"], "exit code 4", "{record:#}");
+    assert!(record["stopped_at"].is_string(), "{record:#}");
+    let row = stdout(&list)
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains(" failed ") && row.contains(" 4 "),
+        "row: {row:?}"
+    );
+    assert_eq!(container_status(&container), None, "container not removed");
+}
+
+#[test]
+fn orphaned_run_whose_container_vanished_is_failed() {
+    let env = moat();
+    let mut a = spawn_run(&env, &["-n", "vanished"], &["sleep", "1000"]);
+    let id = wait_running(&env, "vanished");
+    a.signal(libc::SIGKILL);
+    a.wait();
+    let container = env.record(&id)["container_id"]
+        .as_str()
+        .expect("container_id")
+        .to_string();
+    remove_container(&container);
+
+    let out = env.run(&["list", "--json"]);
+    assert_code(&out, 0);
+    let record = env.record(&id);
+    assert_eq!(record["state"], "failed", "{record:#}");
+    assert_eq!(record["error"], "container disappeared", "{record:#}");
+    assert!(record["stopped_at"].is_string(), "{record:#}");
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("list --json parses");
+    assert_eq!(listed, vec![record]);
+}
+
+// ---- moat logs ------------------------------------------------------------------------------
+
+#[test]
+fn logs_follow_tail_streams_and_timestamps() {
+    let env = moat();
+    // 1..25, then (once the follower has shown them) 26..50, with small sleeps.
+    let script = "for i in $(seq 1 25); do echo $i; sleep 0.02; done; \
+                  while [ ! -e go ]; do sleep 0.05; done; \
+                  for i in $(seq 26 50); do echo $i; sleep 0.02; done";
+    let mut a = spawn_run(&env, &["-n", "counter"], &["sh", "-c", script]);
+    // `logs -f` cannot resolve a run that does not exist yet: start it once the record does.
+    wait_state(&env, "counter", &["created", "starting", "running"]);
+    let mut follow = {
+        let mut cmd = env.cmd();
+        cmd.args(["logs", "-f", "counter"]);
+        Live::spawn(cmd)
+    };
+    for i in 1..=25 {
+        follow.expect_stdout(&i.to_string());
+    }
+    // The follower shows output while the run is live, and keeps following.
+    let record = record_named(&env, "counter").expect("record");
+    assert_eq!(record["state"], "running", "{record:#}");
+    assert!(follow.running(), "logs -f exited while the run was live");
+    std::fs::write(env.ws.join("go"), b"").expect("write go file");
+    for i in 26..=50 {
+        follow.expect_stdout(&i.to_string());
+    }
+    let (status, rest, err) = follow.wait();
+    assert_eq!(status.code(), Some(0), "logs -f stderr: {err}");
+    assert!(rest.is_empty(), "logs -f printed more: {rest:?}");
+    assert_eq!(err, "");
+    assert_eq!(a.wait().0.code(), Some(0));
+    // logs -f returned once the run had ended.
+    let record = record_named(&env, "counter").expect("record");
+    assert_eq!(record["state"], "stopped");
+    let expected: String = (1..=50).map(|i| format!("{i}\n")).collect();
+
+    let out = env.run(&["logs", "-n", "3", "counter"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "48\n49\n50\n");
+    assert_code(&env.run(&["logs", "-n", "-5", "counter"]), 2);
+
+    // A finished run's logs need no engine.
+    let out = run_without_engine(&env, &["logs", "counter"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), expected);
+
+    let out = env.run_cmd(&[
+        "sh",
+        "-c",
+        "echo out1; echo err1 >&2; echo out2; echo err2 >&2",
+    ]);
+    assert_code(&out, 0);
+    let id = id_of(
+        &env.records()
+            .into_iter()
+            .find(|r| r["name"] != "counter")
+            .expect("second run"),
+    );
+    let out = env.run(&["logs", "--stderr", &id]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "err1\nerr2\n");
+    let out = env.run(&["logs", "--stdout", &id]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "out1\nout2\n");
+    assert_eq!(stderr(&out), "");
+
+    let out = env.run(&["logs", "-t", &id]);
+    assert_code(&out, 0);
+    for (text, want) in [
+        (stdout(&out), ["out1", "out2"]),
+        (stderr(&out), ["err1", "err2"]),
+    ] {
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        for (line, want) in lines.iter().zip(want) {
+            let (ts, rest) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("no timestamp in {line:?}"));
+            assert!(is_rfc3339(ts), "not an RFC 3339 timestamp: {ts:?}");
+            assert_eq!(rest, want);
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+fn is_rfc3339(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    if !(b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && matches!(b[10], b'T' | b't')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19))
+    {
+        return false;
+    }
+    let mut rest = &ts[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+// ---- moat wait ------------------------------------------------------------------------------
+
+#[test]
+fn wait_returns_the_exit_code_of_live_and_finished_runs() {
+    let env = moat();
+    // Each run blocks until its file appears in the workspace, so wait surely starts first.
+    let cases = [
+        ("w0", "exit 0", 0),
+        ("w3", "exit 3", 3),
+        ("w137", "kill -9 $$", 137),
+    ];
+    let mut runs: Vec<Live> = cases
+        .iter()
+        .map(|(name, end, _)| {
+            let script = format!("while [ ! -e go-{name} ]; do sleep 0.05; done; {end}");
+            spawn_run(&env, &["-n", name], &["sh", "-c", &script])
+        })
+        .collect();
+    for (name, _, _) in &cases {
+        wait_running(&env, name);
+    }
+    let mut waits: Vec<Live> = cases
+        .iter()
+        .map(|(name, _, _)| {
+            let mut cmd = env.cmd();
+            cmd.args(["wait", name]);
+            Live::spawn(cmd)
+        })
+        .collect();
+    // Give each `moat wait` a moment to (wrongly) return early.
+    std::thread::sleep(Duration::from_millis(300));
+    for (w, (name, _, _)) in waits.iter_mut().zip(&cases) {
+        assert!(
+            w.running(),
+            "moat wait {name} returned while the run was live"
+        );
+    }
+    for (name, _, _) in &cases {
+        std::fs::write(env.ws.join(format!("go-{name}")), b"").expect("write go file");
+    }
+    for ((w, r), (name, _, code)) in waits.iter_mut().zip(&mut runs).zip(&cases) {
+        let (status, _, err) = w.wait();
+        assert_eq!(status.code(), Some(*code), "moat wait {name}: {err}");
+        assert_eq!(r.wait().0.code(), Some(*code), "moat run {name}");
+    }
+
+    // A finished run: at once.
+    for (name, _, code) in &cases {
+        let started = Instant::now();
+        let out = env.run(&["wait", name]);
+        assert_code(&out, *code);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "moat wait {name} of a finished run took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+// ---- addressing -----------------------------------------------------------------------------
+
+#[test]
+fn runs_are_addressed_by_id_prefix_and_name() {
+    let env = moat();
+    let now = SystemTime::now();
+    write_finished(
+        &env,
+        "run_aaaa00000001",
+        "twin",
+        now - Duration::from_secs(60),
+        0,
+        &["older twin"],
+    );
+    write_finished(
+        &env,
+        "run_aaaa00000002",
+        "twin",
+        now - Duration::from_secs(30),
+        0,
+        &["newer twin"],
+    );
+    write_finished(&env, "run_cccc00000003", "solo", now, 0, &["solo"]);
+
+    for command in ["logs", "stop", "wait", "destroy"] {
+        let out = run_without_engine(&env, &[command, "nosuch"]);
+        assert_code(&out, 1);
+        assert_eq!(
+            stderr(&out),
+            "moat: run not found: nosuch\n",
+            "moat {command}"
+        );
+    }
+
+    // Ambiguous prefix: an error listing both, no prompt (stdin is not a terminal).
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .stdin(Stdio::null())
+        .args(["logs", "aaaa"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "moat logs aaaa hung"
+    );
+    let err = stderr(&out);
+    assert!(err.starts_with("moat: "), "{err}");
+    assert!(err.contains("run_aaaa00000001"), "{err}");
+    assert!(err.contains("run_aaaa00000002"), "{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    let logs_of = |query: &str| {
+        let out = run_without_engine(&env, &["logs", query]);
+        assert_code(&out, 0);
+        stdout(&out)
+    };
+    // The same name on two runs: the newest.
+    assert_eq!(logs_of("twin"), "newer twin\n");
+    // Full IDs, and prefixes with and without `run_`.
+    assert_eq!(logs_of("run_aaaa00000001"), "older twin\n");
+    assert_eq!(logs_of("aaaa00000001"), "older twin\n");
+    assert_eq!(logs_of("run_aaaa00000002"), "newer twin\n");
+    assert_eq!(logs_of("cccc"), "solo\n");
+    assert_eq!(logs_of("run_cc"), "solo\n");
+    assert_eq!(logs_of("solo"), "solo\n");
+}
+
+// ---- moat list --------------------------------------------------------------------------------
+
+#[test]
+fn corrupt_run_directories_are_shown_and_kept() {
+    let env = moat();
+    let good = write_finished(
+        &env,
+        "run_9999aaaa0001",
+        "good",
+        SystemTime::now(),
+        0,
+        &["hi"],
+    );
+    let half = write_finished(
+        &env,
+        "run_bbbb00000001",
+        "half",
+        SystemTime::now(),
+        0,
+        &["x"],
+    );
+    let path = env.runs_dir().join("run_bbbb00000001/metadata.json");
+    let full = serde_json::to_string_pretty(&half).expect("json");
+    let cut = &full[..full.len() / 2];
+    std::fs::write(&path, cut).expect("cut record");
+    std::fs::create_dir(env.runs_dir().join("run_bbbb00000002")).expect("empty run dir");
+    std::fs::create_dir(env.runs_dir().join("not-a-run")).expect("not-a-run dir");
+
+    let out = run_without_engine(&env, &["list"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for dir in ["run_bbbb00000001", "run_bbbb00000002", "not-a-run"] {
+        let row = text
+            .lines()
+            .find(|l| l.contains(dir))
+            .unwrap_or_else(|| panic!("{dir} not listed:\n{text}"));
+        assert!(row.contains("corrupt"), "row: {row:?}");
+    }
+    assert!(text.contains("run_9999aaaa0001"), "{text}");
+
+    let out = run_without_engine(&env, &["list", "--json"]);
+    assert_code(&out, 0);
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("list --json parses");
+    assert_eq!(list, vec![good]);
+    let err = stderr(&out);
+    for dir in ["run_bbbb00000001", "run_bbbb00000002", "not-a-run"] {
+        assert!(err.contains(dir), "{dir} not reported on stderr: {err}");
+    }
+
+    let out = env.run(&["clean", "-f"]);
+    assert_code(&out, 0);
+    for dir in ["run_bbbb00000001", "run_bbbb00000002", "not-a-run"] {
+        assert!(env.runs_dir().join(dir).exists(), "clean -f removed {dir}");
+    }
+    assert!(
+        !env.runs_dir().join("run_9999aaaa0001").exists(),
+        "clean -f kept the finished run"
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), cut);
+
+    let out = env.run(&["destroy", "run_bbbb00000001"]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join("run_bbbb00000001").exists());
+    assert!(env.runs_dir().join("run_bbbb00000002").exists());
+    // Leave no unreadable record for Env's own check.
+    std::fs::remove_dir(env.runs_dir().join("run_bbbb00000002")).expect("rm");
+}
+
+#[test]
+fn list_json_quiet_and_empty() {
+    let env = moat();
+    let out = env.run(&["list"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "No runs\n");
+    let out = env.run(&["list", "-q"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "");
+    let out = env.run(&["list", "--json"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).expect("json"),
+        json!([])
+    );
+
+    assert_code(&env.run_cmd(&["true"]), 0);
+    assert_code(
+        &env.run(&[
+            "run", "--image", IMAGE, "-e", "SECRET=x", "--", "sh", "-c", "exit 3",
+        ]),
+        3,
+    );
+    let out = env.run(&["list", "--json"]);
+    assert_code(&out, 0);
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("list --json parses");
+    let mut on_disk = env.records();
+    on_disk.sort_by_key(|r| std::cmp::Reverse(r["created_at"].as_str().unwrap_or("").to_string()));
+    assert_eq!(on_disk.len(), 2);
+    assert_eq!(
+        listed, on_disk,
+        "list --json differs from metadata.json (newest first)"
+    );
+
+    let out = env.run(&["list", "-q"]);
+    assert_code(&out, 0);
+    let ids: Vec<String> = on_disk.iter().map(id_of).collect();
+    assert_eq!(stdout(&out), format!("{}\n", ids.join("\n")));
+}
+
+#[test]
+fn listing_2000_finished_runs_needs_no_engine() {
+    let env = moat();
+    let now = SystemTime::now();
+    for i in 0..2000u64 {
+        let id = format!("run_{:012x}", 0x5eed_0000_0000u64 + i * 7919);
+        write_finished(
+            &env,
+            &id,
+            &format!("run-{i}"),
+            now - Duration::from_secs(60 * i),
+            i32::from(i % 5 == 0) * 2,
+            &["building", "testing", "done"],
+        );
+    }
+    let started = Instant::now();
+    let out = run_without_engine(&env, &["list"]);
+    let took = started.elapsed();
+    eprintln!("moat list of 2000 finished runs took {took:?}");
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).lines().count(), 2001);
+    assert_eq!(stderr(&out), "");
+    // Env's drop would look each run up in the engine: these are not real runs.
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove runs");
+}
+
+// ---- moat destroy ---------------------------------------------------------------------------
+
+#[test]
+fn destroy_refuses_a_live_run_unless_forced() {
+    let env = moat();
+    let mut a = spawn_run(&env, &["-n", "live"], &["sleep", "1000"]);
+    let id = wait_running(&env, "live");
+    let container = env.record(&id)["container_id"]
+        .as_str()
+        .expect("container_id")
+        .to_string();
+    let before = tree(&env.runs_dir());
+
+    let out = env.run(&["destroy", "live"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).starts_with("moat: "), "{}", stderr(&out));
+    assert_same_tree(
+        &before,
+        &tree(&env.runs_dir()),
+        "destroy without -f changed the store",
+    );
+    assert_eq!(container_status(&container).as_deref(), Some("running"));
+    assert!(a.running(), "destroy without -f ended the run");
+
+    let out = env.run(&["destroy", "-f", "live"]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(&id).exists(), "record kept");
+    assert!(containers_for(&id).is_empty(), "container kept");
+    assert_eq!(a.wait().0.code(), Some(143));
+    assert!(
+        !env.runs_dir().join(&id).exists(),
+        "the owner wrote the record back"
+    );
+}
+
+#[test]
+fn destroy_removes_a_kept_container() {
+    let env = moat();
+    assert_code(
+        &env.run(&["run", "--image", IMAGE, "--keep", "--", "true"]),
+        0,
+    );
+    let id = env.only_run_id();
+    assert_eq!(containers_for(&id).len(), 1, "--keep kept no container");
+    let out = env.run(&["destroy", &id]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(&id).exists());
+    assert!(containers_for(&id).is_empty(), "kept container not removed");
+}
+
+// ---- moat clean ------------------------------------------------------------------------------
+
+#[test]
+fn clean_removes_finished_runs_and_orphan_containers_only() {
+    let env = moat();
+    let home = env.home.to_string_lossy().into_owned();
+    // Runs: two finished now, one finished long ago, one live.
+    assert_code(
+        &env.run(&["run", "--image", IMAGE, "-n", "ok", "--", "true"]),
+        0,
+    );
+    assert_code(
+        &env.run(&[
+            "run", "--image", IMAGE, "-n", "bad", "--", "sh", "-c", "exit 3",
+        ]),
+        3,
+    );
+    let old = id_of(&write_finished(
+        &env,
+        "run_0bd000000001",
+        "old",
+        ago(Duration::from_secs(30 * 86_400)),
+        0,
+        &["old"],
+    ));
+    let mut live = spawn_run(&env, &["-n", "live"], &["sleep", "1000"]);
+    let live_id = wait_running(&env, "live");
+    let ok_id = id_of(&record_named(&env, "ok").expect("ok"));
+    let bad_id = id_of(&record_named(&env, "bad").expect("bad"));
+
+    // Containers made behind moat's back: one of this store's, with an unknown run; one
+    // of another store's.
+    let ours = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", "run_dead00000000"),
+            ("moat.home", &home),
+        ],
+        &["sleep", "1000"],
+    );
+    let other_home = format!("{home}-other");
+    let theirs = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", "run_dead00000001"),
+            ("moat.home", &other_home),
+        ],
+        &["sleep", "1000"],
+    );
+    let _cleanup = RemoveOnDrop(vec![ours.clone(), theirs.clone()]);
+    let containers = || {
+        let mut all = containers_labelled(&format!("moat.home={home}"));
+        all.extend(containers_labelled(&format!("moat.home={other_home}")));
+        all.into_iter()
+            .map(|c| {
+                let status = container_status(&c);
+                (c, status)
+            })
+            .collect::<Vec<_>>()
+    };
+    let store_before = tree(&env.home);
+    let containers_before = containers();
+    assert_eq!(containers_before.len(), 3, "{containers_before:?}");
+
+    // Without -f and without a terminal: refuses, removes nothing.
+    let out = env.run(&["clean"]);
+    assert!(
+        out.status.code().is_some_and(|c| c != 0),
+        "{:?}",
+        out.status
+    );
+    assert!(stderr(&out).starts_with("moat: "), "{}", stderr(&out));
+    assert_same_tree(
+        &store_before,
+        &tree(&env.home),
+        "clean without -f changed the store",
+    );
+    assert_eq!(containers(), containers_before);
+
+    // --dry-run: lists, removes nothing.
+    let out = env.run(&["clean", "--dry-run"]);
+    assert_code(&out, 0);
+    let listed = stdout(&out);
+    for id in [&ok_id, &bad_id, &old, "run_dead00000000"] {
+        assert!(listed.contains(id), "dry run does not list {id}:\n{listed}");
+    }
+    for id in [&live_id, "run_dead00000001"] {
+        assert!(!listed.contains(id), "dry run lists {id}:\n{listed}");
+    }
+    assert_same_tree(
+        &store_before,
+        &tree(&env.home),
+        "clean --dry-run changed the store",
+    );
+    assert_eq!(containers(), containers_before);
+
+    // --older-than 7d: only the old run goes.
+    let out = env.run(&["clean", "-f", "--older-than", "7d"]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(&old).exists(), "old run kept");
+    for id in [&ok_id, &bad_id, &live_id] {
+        assert!(
+            env.runs_dir().join(id).exists(),
+            "{id} removed by --older-than 7d"
+        );
+    }
+
+    let out = env.run(&["clean", "-f"]);
+    assert_code(&out, 0);
+    for id in [&ok_id, &bad_id] {
+        assert!(!env.runs_dir().join(id).exists(), "finished run {id} kept");
+    }
+    assert_eq!(env.record(&live_id)["state"], "running");
+    assert!(live.running(), "clean ended the live run");
+    let live_container = env.record(&live_id)["container_id"]
+        .as_str()
+        .expect("container_id")
+        .to_string();
+    assert_eq!(
+        container_status(&live_container).as_deref(),
+        Some("running")
+    );
+    assert_eq!(container_status(&ours), None, "orphan container not reaped");
+    assert_eq!(
+        container_status(&theirs).as_deref(),
+        Some("running"),
+        "another store's container was touched"
+    );
+
+    assert_code(&env.run(&["stop", &live_id]), 0);
+    assert_eq!(live.wait().0.code(), Some(143));
+}
+
+// ---- usage errors ----------------------------------------------------------------------------
+
+#[test]
+fn unknown_flags_are_usage_errors() {
+    let env = moat();
+    for command in [
+        "run", "stop", "logs", "list", "ls", "wait", "destroy", "clean",
+    ] {
+        let out = run_without_engine(&env, &[command, "--no-such-flag"]);
+        assert_code(&out, 2);
+        assert!(
+            stderr(&out).starts_with("moat"),
+            "moat {command}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(env.run_dirs().is_empty(), "a usage error created a run");
+}
