@@ -225,33 +225,6 @@ impl Run {
 
     /// Set up, start and follow the run until it has ended.
     fn drive(&mut self, spec: &RunSpec, forward_stdin: bool) -> Ending {
-        // Image: pulling can take long, so it runs beside the signal handling.
-        let progress = std::io::stderr().is_terminal();
-        let (pulled_tx, pulled) = crossbeam_channel::bounded(1);
-        let rt = self.runtime.clone();
-        let image = spec.image.clone();
-        std::thread::spawn(move || {
-            let _ = pulled_tx.send(rt.ensure_image(&image, progress));
-        });
-        loop {
-            select! {
-                recv(pulled) -> r => match r {
-                    Ok(Ok(())) => break,
-                    Ok(Err(e)) => return Ending::failed(MOAT_FAILED, e.to_string()),
-                    Err(_) => return Ending::failed(MOAT_FAILED, "pulling the image: the pull stopped"),
-                },
-                recv(self.events) -> ev => {
-                    if let Ok(Event::Signal(s)) = ev {
-                        return self.aborted(s);
-                    }
-                }
-            }
-        }
-
-        if self.stop_requested() {
-            return self.aborted_by_stop();
-        }
-
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         env.dedup();
         let mut mounts = vec![Mount {
@@ -280,8 +253,19 @@ impl Run {
             stdin: forward_stdin,
             network: spec.network.clone(),
         };
+        // Create first and pull only when the image is missing: the common case costs one
+        // engine call instead of two.
         let container = match self.runtime.create(&create) {
             Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::ImageNotFound => {
+                if let Err(ending) = self.pull(&spec.image) {
+                    return ending;
+                }
+                match self.runtime.create(&create) {
+                    Ok(c) => c,
+                    Err(e) => return Ending::failed(MOAT_FAILED, e.to_string()),
+                }
+            }
             Err(e) => return Ending::failed(MOAT_FAILED, e.to_string()),
         };
         self.container = Some(container.clone());
@@ -372,6 +356,36 @@ impl Run {
             self.request_stop(&container, StopReason::MoatStop, None, false);
         }
         self.follow(&container, session.exit, session.resizer, spec.timeout)
+    }
+
+    /// Pull the image. A pull can take long, so it runs beside the signal handling: a
+    /// Ctrl-C ends the run at once (no container exists yet).
+    fn pull(&mut self, image: &str) -> std::result::Result<(), Ending> {
+        let progress = std::io::stderr().is_terminal();
+        let (pulled_tx, pulled) = crossbeam_channel::bounded(1);
+        let rt = self.runtime.clone();
+        let image = image.to_string();
+        std::thread::spawn(move || {
+            let _ = pulled_tx.send(rt.ensure_image(&image, progress));
+        });
+        loop {
+            select! {
+                recv(pulled) -> r => match r {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => return Err(Ending::failed(MOAT_FAILED, e.to_string())),
+                    Err(_) => return Err(Ending::failed(MOAT_FAILED, "pulling the image: the pull stopped")),
+                },
+                recv(self.events) -> ev => {
+                    if let Ok(Event::Signal(s)) = ev {
+                        return Err(self.aborted(s));
+                    }
+                }
+            }
+        }
+        if self.stop_requested() {
+            return Err(self.aborted_by_stop());
+        }
+        Ok(())
     }
 
     /// Something failed after the container started: kill it and record the failure.

@@ -9,6 +9,8 @@ pub enum ErrorKind {
     Unreachable,
     /// The object (container, image) does not exist.
     NotFound,
+    /// Creating a container failed because its image is not present (pull it).
+    ImageNotFound,
     /// The command to run does not exist in the image (exit 127).
     CommandNotFound,
     /// The command exists but cannot be executed (exit 126).

@@ -144,13 +144,23 @@ impl Runtime for Docker {
             body["Cmd"] = json!(spec.command);
         }
         let body = serde_json::to_vec(&body).expect("a JSON value always serialises");
-        let (_, answer) = self.client.call(
-            "creating the container",
-            "POST",
-            &format!("/containers/create?name={}", encode(&spec.name)),
-            Some(&body),
-            Some(CALL_DEADLINE),
-        )?;
+        let (_, answer) = self
+            .client
+            .call(
+                "creating the container",
+                "POST",
+                &format!("/containers/create?name={}", encode(&spec.name)),
+                Some(&body),
+                Some(CALL_DEADLINE),
+            )
+            .map_err(|e| match e.kind {
+                // The only thing create can miss is the image.
+                ErrorKind::NotFound => Error {
+                    kind: ErrorKind::ImageNotFound,
+                    ..e
+                },
+                _ => e,
+            })?;
         #[derive(Deserialize)]
         struct Created {
             #[serde(rename = "Id")]
