@@ -56,7 +56,8 @@ fn main() {
     }
     let mut log = Vec::new();
     let mut w = LogWriter::new(&mut log);
-    w.write(Stream::Stdout, &sample, now).expect("a Vec never fails");
+    w.write(Stream::Stdout, &sample, now)
+        .expect("a Vec never fails");
     w.finish(now).expect("a Vec never fails");
     drop(w);
     let start = Instant::now();
