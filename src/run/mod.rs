@@ -437,9 +437,7 @@ impl Run {
                                 let _ = resizer.resize(rows, cols);
                             }
                     }
-                    Ok(Event::StopDone(Some(e))) => {
-                        eprintln!("moat: {e}");
-                    }
+                    Ok(Event::StopDone(Some(e))) => self.say(&format!("moat: {e}")),
                     Ok(Event::StdinClosed | Event::StopDone(None)) => {}
                     Err(_) => break,
                 },
@@ -459,6 +457,13 @@ impl Run {
                     log::debug!("output did not end within {DRAIN:?} of the exit");
                     break;
                 }
+            }
+        }
+
+        // A stop error that raced the exit is still worth telling.
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::StopDone(Some(e)) = event {
+                self.say(&format!("moat: {e}"));
             }
         }
 
@@ -501,6 +506,15 @@ impl Run {
         }
     }
 
+    /// Print one of moat's own lines to stderr; a raw terminal needs the carriage return.
+    fn say(&self, line: &str) {
+        if self.tty {
+            eprint!("{line}\r\n");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
     /// Start stopping the container (in a helper thread: the call blocks for up to the stop
     /// timeout). A second interrupt while stopping kills at once.
     fn request_stop(
@@ -535,24 +549,23 @@ impl Run {
             true
         });
         if reason == StopReason::Signal {
-            let notice = format!("Stopping run {}...", self.id);
-            if self.tty {
-                eprint!("{notice}\r\n");
-            } else {
-                eprintln!("{notice}");
-            }
+            self.say(&format!("Stopping run {}...", self.id));
         }
         let stop_signal = self.tty.then_some(TTY_STOP_SIGNAL);
         let rt = self.runtime.clone();
         let id = container.to_string();
         let tx = self.events_tx.clone();
         let timeout = self.stop_timeout;
-        std::thread::spawn(move || {
-            let r = rt
-                .stop(&id, stop_signal, timeout)
-                .err()
-                .map(|e| e.to_string());
-            let _ = tx.send(Event::StopDone(r));
+        std::thread::spawn(move || match rt.stop(&id, stop_signal, timeout) {
+            Ok(()) => {
+                let _ = tx.send(Event::StopDone(None));
+            }
+            Err(e) => {
+                // A stop that fails (a hung runtime, say) falls back to a kill, so the run
+                // still ends. The error is told first: the kill ends the main loop.
+                let _ = tx.send(Event::StopDone(Some(e.to_string())));
+                let _ = rt.kill(&id);
+            }
         });
     }
 
@@ -569,7 +582,11 @@ impl Run {
             && !self.keep
             && let Err(e) = self.runtime.remove(&container)
         {
-            eprintln!("moat: {e}");
+            // A lost engine is the run's own error, told below; one line is enough.
+            let engine_lost = matches!(e.kind, ErrorKind::Unreachable | ErrorKind::ConnectionLost);
+            if !(engine_lost && ending.error.is_some()) {
+                eprintln!("moat: {e}");
+            }
         }
         let record = record.map_err(|e| Error::moat(e.to_string()))?;
         if let Some(error) = &ending.error {

@@ -70,7 +70,9 @@ pub fn settle(
         ContainerState::Running => return Ok(None),
         ContainerState::Created => (None, Some("moat exited before the command started")),
         ContainerState::Exited(Some(code)) => (Some(code), None),
-        ContainerState::Exited(None) => (None, Some("exit code unknown")),
+        // The runtime cannot tell the code (Apple): the record says how it was stopped,
+        // or that the code is unknown.
+        ContainerState::Exited(None) => (None, None),
         ContainerState::Gone if record.container_id.is_none() => {
             (None, Some("moat exited before the container was created"))
         }
