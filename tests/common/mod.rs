@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod live;
 pub mod pty;
 
 /// The image every test runs: busybox with all its applets.

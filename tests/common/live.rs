@@ -1,0 +1,158 @@
+//! A program (usually `moat`) running in the background with both outputs captured as
+//! raw bytes, readable while they grow: for tests that act on a run at a given point of
+//! its output (signal it, stop it, kill its engine) and then check everything it printed.
+
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Everything a pipe delivers, gathered by a thread.
+pub struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Capture {
+    pub fn of(mut pipe: impl Read + Send + 'static) -> Capture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::clone(&buf);
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => shared
+                        .lock()
+                        .expect("capture lock")
+                        .extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        Capture { buf, reader }
+    }
+
+    /// How many bytes have arrived so far.
+    pub fn len(&self) -> usize {
+        self.buf.lock().expect("capture lock").len()
+    }
+
+    /// A copy of what has arrived so far.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.buf.lock().expect("capture lock").clone()
+    }
+
+    /// The whole output, once the pipe has closed.
+    pub fn finish(self) -> Vec<u8> {
+        self.reader.join().expect("capture thread");
+        Arc::try_unwrap(self.buf)
+            .expect("capture owned")
+            .into_inner()
+            .expect("capture lock")
+    }
+}
+
+/// A child that is stopped and reaped if the test drops it while it still runs, so a
+/// failing test leaves no blocked moat behind: SIGTERM first, so that moat removes its
+/// container, then SIGKILL if it has not exited after 15 s.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill(2) on our own child, not yet waited for.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Ok(None) = self.0.try_wait() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// A running program with stdout and stderr captured.
+pub struct Spawned {
+    pub child: Reaped,
+    pub out: Capture,
+    pub err: Capture,
+}
+
+impl Spawned {
+    /// Spawns `cmd` with both outputs piped (stdin as `cmd` says).
+    pub fn spawn(mut cmd: Command) -> Spawned {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn program");
+        let out = Capture::of(child.stdout.take().expect("stdout piped"));
+        let err = Capture::of(child.stderr.take().expect("stderr piped"));
+        Spawned {
+            child: Reaped(child),
+            out,
+            err,
+        }
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        libc::pid_t::try_from(self.child.0.id()).expect("pid fits")
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child, not yet waited for, so the pid is still ours.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// Waits (at most `timeout`, else panics) until stdout has at least `bytes` bytes.
+    #[track_caller]
+    pub fn wait_stdout_len(&self, bytes: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.out.len() < bytes {
+            assert!(
+                Instant::now() < deadline,
+                "stdout reached {} of {bytes} bytes in {timeout:?}: {:?}; stderr {:?}",
+                self.out.len(),
+                String::from_utf8_lossy(&self.out.snapshot()),
+                String::from_utf8_lossy(&self.err.snapshot())
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until `deadline` for the program to exit (else kills it and panics);
+    /// returns its status and everything it printed.
+    pub fn wait(self, deadline: Instant) -> (ExitStatus, Vec<u8>, Vec<u8>) {
+        let Spawned {
+            mut child,
+            out,
+            err,
+        } = self;
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.0.kill();
+                let _ = child.0.wait();
+                panic!(
+                    "pid {} did not exit in time; stdout {:?}, stderr {:?}",
+                    child.0.id(),
+                    String::from_utf8_lossy(&out.snapshot()),
+                    String::from_utf8_lossy(&err.snapshot())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status, out.finish(), err.finish())
+    }
+}
