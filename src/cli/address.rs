@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::store::id::ID_PREFIX;
-use crate::store::{Record, Store};
+use crate::store::{Entry, Record, Store};
 use crate::time;
 
 /// Find the one run `query` names among `runs` (newest first).
@@ -67,8 +67,23 @@ fn ambiguous(query: &str, candidates: &[&Record]) -> String {
 
 /// Resolve `query` against the store.
 pub fn resolve(store: &Store, query: &str) -> Result<Record> {
-    let runs = store.runs()?;
-    find(&runs, query).cloned()
+    let mut runs = Vec::new();
+    let mut corrupt = None;
+    for entry in store.list()? {
+        match entry {
+            Entry::Run(r) => runs.push(r),
+            Entry::Corrupt { dir, why } if dir == query => corrupt = Some(why),
+            Entry::Corrupt { .. } => {}
+        }
+    }
+    match (find(&runs, query), corrupt) {
+        (Ok(r), _) => Ok(r.clone()),
+        // Naming a run whose record cannot be read deserves the reason, not "not found".
+        (Err(_), Some(why)) => Err(Error::failed(format!(
+            "run {query} is corrupt: {why} (moat destroy {query} removes it)"
+        ))),
+        (Err(e), None) => Err(e),
+    }
 }
 
 #[cfg(test)]
