@@ -5,10 +5,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use lexopt::prelude::*;
-
 use super::run::{RunFlags, describe, split_command};
-use super::{string_value, unknown_flag, usage};
+use super::{at_most_one, parse_args, string_value};
 use crate::error::{Error, Result};
 use crate::run;
 
@@ -154,31 +152,14 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
         extra,
         ..AgentArgs::default()
     };
-    let mut workspace: Option<PathBuf> = None;
-    let mut parser = lexopt::Parser::from_args(args);
     let usage_of = agent.name;
-    while let Some(arg) = parser.next().map_err(usage(usage_of))? {
-        let key = match arg {
-            Value(v) if workspace.is_none() => {
-                workspace = Some(PathBuf::from(v));
-                continue;
-            }
-            Value(v) => {
-                return Err(Error::usage(
-                    usage_of,
-                    format!(
-                        "unexpected argument {:?} ({usage_of} takes one PATH; pass the agent's own arguments after --)",
-                        v.to_string_lossy()
-                    ),
-                ));
-            }
-            other => super::flag_key(&other).unwrap_or_default(),
-        };
-        if flags.take(usage_of, &key, &mut parser)? {
-            continue;
+    let help_text = help(agent);
+    let Some(values) = parse_args(usage_of, &help_text, args, |key, parser| {
+        if flags.take(usage_of, key, parser)? {
+            return Ok(true);
         }
-        match key.as_str() {
-            "-p" | "--prompt" => ours.prompt = Some(string_value(usage_of, &mut parser)?),
+        match key {
+            "-p" | "--prompt" => ours.prompt = Some(string_value(usage_of, parser)?),
             "--noyolo" if agent.yolo_flag.is_some() => ours.noyolo = true,
             "--continue" if agent.resumable => {
                 if matches!(ours.resume, Some(Resume::Session(_))) {
@@ -190,15 +171,21 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
                 if matches!(ours.resume, Some(Resume::Continue)) {
                     return Err(conflict(usage_of));
                 }
-                ours.resume = Some(Resume::Session(string_value(usage_of, &mut parser)?));
+                ours.resume = Some(Resume::Session(string_value(usage_of, parser)?));
             }
-            "-h" | "--help" => {
-                println!("{}", help(agent));
-                return Ok(0);
-            }
-            _ => return Err(unknown_flag(usage_of, &key)),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?
+    else {
+        return Ok(0);
+    };
+    let workspace = at_most_one(
+        usage_of,
+        values,
+        &format!(" ({usage_of} takes one PATH; pass the agent's own arguments after --)"),
+    )?
+    .map(PathBuf::from);
     if ours.prompt.as_deref() == Some("") {
         return Err(Error::usage(usage_of, "-p needs a prompt"));
     }

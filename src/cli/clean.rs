@@ -5,9 +5,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
-use lexopt::prelude::*;
-
-use super::{string_value, unknown_flag, usage};
+use super::{no_values, parse_args, string_value};
 use crate::error::{Error, Result};
 use crate::run::reconcile::{self, Listed};
 use crate::runtime::{Connections, Kind};
@@ -37,33 +35,22 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     let mut older_than: Option<Duration> = None;
     let mut dry_run = false;
     let mut force = false;
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("clean"))? {
-        match arg {
-            Long("older-than") => {
-                let v = string_value("clean", &mut parser)?;
+    let Some(values) = parse_args("clean", HELP, args, |key, parser| {
+        match key {
+            "--older-than" => {
+                let v = string_value("clean", parser)?;
                 older_than = Some(time::parse_duration(&v).map_err(|e| Error::usage("clean", e))?);
             }
-            Long("dry-run") | Short('n') => dry_run = true,
-            Short('f') | Long("force") => force = true,
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            Value(v) => {
-                return Err(Error::usage(
-                    "clean",
-                    format!("unexpected argument {:?}", v.to_string_lossy()),
-                ));
-            }
-            other => {
-                return Err(unknown_flag(
-                    "clean",
-                    &super::flag_key(&other).unwrap_or_default(),
-                ));
-            }
+            "--dry-run" | "-n" => dry_run = true,
+            "-f" | "--force" => force = true,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?
+    else {
+        return Ok(0);
+    };
+    no_values("clean", &values)?;
 
     let store = Store::open()?;
     let mut conns = Connections::default();

@@ -3,9 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use lexopt::prelude::*;
-
-use super::{address, unknown_flag, usage};
+use super::{address, parse_args, run_queries};
 use crate::error::{Error, Result};
 use crate::run::{reconcile, stop};
 use crate::runtime::Connections;
@@ -25,25 +23,20 @@ Flags:
 
 /// Entry point for `moat destroy`.
 pub fn main(args: Vec<OsString>) -> Result<i32> {
-    let mut queries = Vec::new();
     let mut force = false;
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("destroy"))? {
-        match arg {
-            Short('f') | Long("force") => force = true,
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
+    let Some(values) = parse_args("destroy", HELP, args, |key, _| {
+        Ok(match key {
+            "-f" | "--force" => {
+                force = true;
+                true
             }
-            Value(v) => queries.push(v.to_string_lossy().into_owned()),
-            other => {
-                return Err(unknown_flag(
-                    "destroy",
-                    &super::flag_key(&other).unwrap_or_default(),
-                ));
-            }
-        }
-    }
+            _ => false,
+        })
+    })?
+    else {
+        return Ok(0);
+    };
+    let queries = run_queries(values);
     if queries.is_empty() {
         return Err(Error::usage("destroy", "name at least one run"));
     }

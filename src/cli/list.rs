@@ -3,9 +3,7 @@
 use std::ffi::OsString;
 use std::time::SystemTime;
 
-use lexopt::prelude::*;
-
-use super::usage;
+use super::{no_values, parse_args};
 use crate::error::{Error, Result};
 use crate::run::reconcile::{self, Listed};
 use crate::runtime::Connections;
@@ -26,18 +24,18 @@ Flags:
 pub fn main(args: Vec<OsString>) -> Result<i32> {
     let mut json = false;
     let mut quiet = false;
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("list"))? {
-        match arg {
-            Long("json") => json = true,
-            Short('q') | Long("quiet") => quiet = true,
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            other => return Err(usage("list")(other.unexpected())),
+    let Some(values) = parse_args("list", HELP, args, |key, _| {
+        match key {
+            "--json" => json = true,
+            "-q" | "--quiet" => quiet = true,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?
+    else {
+        return Ok(0);
+    };
+    no_values("list", &values)?;
     if json && quiet {
         return Err(Error::usage(
             "list",

@@ -7,16 +7,14 @@ use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, select, tick};
-use lexopt::prelude::*;
-
-use super::{address, string_value, unknown_flag, usage};
+use super::{address, at_most_one, parse_args, string_value};
 use crate::error::{Error, Result};
 use crate::run::reconcile;
 use crate::runtime::Connections;
 use crate::store::logs::{Follower, LogError, LogLine, LogReader};
 use crate::store::{Record, Store};
 use crate::stream::Stream;
+use crossbeam_channel::{bounded, select, tick};
 
 const HELP: &str = "\
 Print a run's captured output
@@ -45,19 +43,17 @@ struct Options {
 
 /// Entry point for `moat logs`.
 pub fn main(args: Vec<OsString>) -> Result<i32> {
-    let mut query: Option<String> = None;
     let mut follow = false;
     let mut opts = Options {
         tail: None,
         timestamps: false,
         only: None,
     };
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("logs"))? {
-        match arg {
-            Short('f') | Long("follow") => follow = true,
-            Short('n') | Long("tail") => {
-                let v = string_value("logs", &mut parser)?;
+    let Some(values) = parse_args("logs", HELP, args, |key, parser| {
+        match key {
+            "-f" | "--follow" => follow = true,
+            "-n" | "--tail" => {
+                let v = string_value("logs", parser)?;
                 opts.tail = Some(v.parse().map_err(|_| {
                     Error::usage(
                         "logs",
@@ -65,28 +61,17 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                     )
                 })?);
             }
-            Short('t') | Long("timestamps") => opts.timestamps = true,
-            Long("stdout") => opts.only = Some(Stream::Stdout),
-            Long("stderr") => opts.only = Some(Stream::Stderr),
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            Value(v) if query.is_none() => query = Some(v.to_string_lossy().into_owned()),
-            Value(v) => {
-                return Err(Error::usage(
-                    "logs",
-                    format!("unexpected argument {:?}", v.to_string_lossy()),
-                ));
-            }
-            other => {
-                return Err(unknown_flag(
-                    "logs",
-                    &super::flag_key(&other).unwrap_or_default(),
-                ));
-            }
+            "-t" | "--timestamps" => opts.timestamps = true,
+            "--stdout" => opts.only = Some(Stream::Stdout),
+            "--stderr" => opts.only = Some(Stream::Stderr),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?
+    else {
+        return Ok(0);
+    };
+    let query = at_most_one("logs", values, "")?.map(|v| v.to_string_lossy().into_owned());
     let store = Store::open()?;
     let record = match &query {
         Some(q) => address::resolve(&store, q)?,

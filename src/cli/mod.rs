@@ -87,6 +87,74 @@ fn help(args: Vec<OsString>) -> Result<i32> {
     }
 }
 
+/// Parse a command's arguments: positional values are collected; `-h`/`--help` prints
+/// `help` and gives `None`; every other flag goes to `flag`, which takes it (reading its
+/// value from the parser) and returns true, or returns false for a flag the command does
+/// not have (a usage error).
+pub fn parse_args(
+    command: &'static str,
+    help: &str,
+    args: Vec<OsString>,
+    mut flag: impl FnMut(&str, &mut lexopt::Parser) -> Result<bool>,
+) -> Result<Option<Vec<OsString>>> {
+    let mut values = Vec::new();
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(usage(command))? {
+        let key = match arg {
+            lexopt::Arg::Value(v) => {
+                values.push(v);
+                continue;
+            }
+            lexopt::Arg::Short(c) => format!("-{c}"),
+            lexopt::Arg::Long(l) => format!("--{l}"),
+        };
+        if key == "-h" || key == "--help" {
+            println!("{help}");
+            return Ok(None);
+        }
+        if !flag(&key, &mut parser)? {
+            return Err(Error::usage(command, format!("unknown flag '{key}'")));
+        }
+    }
+    Ok(Some(values))
+}
+
+/// At most one positional argument; `hint` follows the error for a second one.
+pub fn at_most_one(
+    command: &'static str,
+    values: Vec<OsString>,
+    hint: &str,
+) -> Result<Option<OsString>> {
+    let mut values = values.into_iter();
+    let first = values.next();
+    match values.next() {
+        None => Ok(first),
+        Some(extra) => Err(Error::usage(
+            command,
+            format!("unexpected argument {:?}{hint}", extra.to_string_lossy()),
+        )),
+    }
+}
+
+/// No positional arguments at all.
+pub fn no_values(command: &'static str, values: &[OsString]) -> Result<()> {
+    match values.first() {
+        None => Ok(()),
+        Some(v) => Err(Error::usage(
+            command,
+            format!("unexpected argument {:?}", v.to_string_lossy()),
+        )),
+    }
+}
+
+/// Positional arguments as run names or IDs.
+pub fn run_queries(values: Vec<OsString>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Map a lexopt error to a usage error of `command`.
 pub fn usage(command: &'static str) -> impl Fn(lexopt::Error) -> Error {
     move |e| Error::usage(command, e.to_string())
@@ -98,18 +166,4 @@ pub fn string_value(command: &'static str, parser: &mut lexopt::Parser) -> Resul
     value
         .into_string()
         .map_err(|v| Error::usage(command, format!("{v:?} is not valid UTF-8")))
-}
-
-/// A flag as typed (`-i`, `--name`), so it can be matched after the parser moves on.
-pub fn flag_key(arg: &lexopt::Arg) -> Option<String> {
-    match arg {
-        lexopt::Arg::Short(c) => Some(format!("-{c}")),
-        lexopt::Arg::Long(l) => Some(format!("--{l}")),
-        lexopt::Arg::Value(_) => None,
-    }
-}
-
-/// The usage error for a flag the command does not have.
-pub fn unknown_flag(command: &'static str, key: &str) -> Error {
-    Error::usage(command, format!("unknown flag '{key}'"))
 }

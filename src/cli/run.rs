@@ -4,9 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lexopt::prelude::*;
-
-use super::{string_value, usage};
+use super::{at_most_one, parse_args, string_value};
 use crate::error::{Error, Result};
 use crate::run::{self, RunSpec};
 use crate::runtime::{Kind, Mount};
@@ -312,36 +310,18 @@ pub fn describe(spec: &RunSpec) -> String {
 pub fn main(args: Vec<OsString>) -> Result<i32> {
     let (args, command) = split_command(args)?;
     let mut flags = RunFlags::default();
-    let mut workspace: Option<PathBuf> = None;
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("run"))? {
-        let key = match arg {
-            Value(v) if workspace.is_none() => {
-                workspace = Some(PathBuf::from(v));
-                continue;
-            }
-            Value(v) => {
-                return Err(Error::usage(
-                    "run",
-                    format!(
-                        "unexpected argument {:?} (put the command after --: moat run [PATH] -- CMD...)",
-                        v.to_string_lossy()
-                    ),
-                ));
-            }
-            other => super::flag_key(&other).unwrap_or_default(),
-        };
-        if flags.take("run", &key, &mut parser)? {
-            continue;
-        }
-        match key.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            _ => return Err(super::unknown_flag("run", &key)),
-        }
-    }
+    let Some(values) = parse_args("run", HELP, args, |key, parser| {
+        flags.take("run", key, parser)
+    })?
+    else {
+        return Ok(0);
+    };
+    let workspace = at_most_one(
+        "run",
+        values,
+        " (put the command after --: moat run [PATH] -- CMD...)",
+    )?
+    .map(PathBuf::from);
     let dry_run = flags.dry_run;
     let spec = flags.into_spec("run", workspace, command)?;
     if dry_run {

@@ -3,9 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use lexopt::prelude::*;
-
-use super::{address, string_value, unknown_flag, usage};
+use super::{address, parse_args, run_queries, string_value};
 use crate::error::{Error, Result};
 use crate::run::{reconcile, stop};
 use crate::runtime::Connections;
@@ -25,33 +23,26 @@ Flags:
 
 /// Entry point for `moat stop`.
 pub fn main(args: Vec<OsString>) -> Result<i32> {
-    let mut queries = Vec::new();
     let mut timeout = Duration::from_secs(10);
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("stop"))? {
-        match arg {
-            Short('t') | Long("time") | Long("timeout") => {
-                let v = string_value("stop", &mut parser)?;
+    let Some(values) = parse_args("stop", HELP, args, |key, parser| {
+        Ok(match key {
+            "-t" | "--time" | "--timeout" => {
+                let v = string_value("stop", parser)?;
                 timeout = Duration::from_secs(v.parse().map_err(|_| {
                     Error::usage(
                         "stop",
                         format!("invalid -t {v:?}: expected a whole number of seconds"),
                     )
                 })?);
+                true
             }
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            Value(v) => queries.push(v.to_string_lossy().into_owned()),
-            other => {
-                return Err(unknown_flag(
-                    "stop",
-                    &super::flag_key(&other).unwrap_or_default(),
-                ));
-            }
-        }
-    }
+            _ => false,
+        })
+    })?
+    else {
+        return Ok(0);
+    };
+    let queries = run_queries(values);
     let store = Store::open()?;
     let mut conns = Connections::default();
     let targets = if queries.is_empty() {

@@ -3,9 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use lexopt::prelude::*;
-
-use super::{address, unknown_flag, usage};
+use super::{address, parse_args, run_queries};
 use crate::error::{Error, MOAT_FAILED, Result};
 use crate::run::reconcile;
 use crate::runtime::Connections;
@@ -26,23 +24,10 @@ const ORPHAN_POLL: Duration = Duration::from_millis(500);
 
 /// Entry point for `moat wait`.
 pub fn main(args: Vec<OsString>) -> Result<i32> {
-    let mut queries = Vec::new();
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(usage("wait"))? {
-        match arg {
-            Short('h') | Long("help") => {
-                println!("{HELP}");
-                return Ok(0);
-            }
-            Value(v) => queries.push(v.to_string_lossy().into_owned()),
-            other => {
-                return Err(unknown_flag(
-                    "wait",
-                    &super::flag_key(&other).unwrap_or_default(),
-                ));
-            }
-        }
-    }
+    let Some(values) = parse_args("wait", HELP, args, |_, _| Ok(false))? else {
+        return Ok(0);
+    };
+    let queries = run_queries(values);
     if queries.is_empty() {
         return Err(Error::usage("wait", "name at least one run"));
     }

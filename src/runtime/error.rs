@@ -44,6 +44,18 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
+
+    /// For a failed create: the one thing create can miss is its image, which moat then
+    /// pulls.
+    pub fn image_missing_if_not_found(self) -> Error {
+        match self.kind {
+            ErrorKind::NotFound => Error {
+                kind: ErrorKind::ImageNotFound,
+                ..self
+            },
+            _ => self,
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -223,15 +223,9 @@ impl Runtime for Apple {
                 &create_args(spec),
                 CREATE_DEADLINE,
             )
-            .map_err(|e| match e.kind {
-                // The CLI fetches a missing image itself; an image it cannot find is the
-                // only thing create can miss (moat then pulls it, with progress).
-                ErrorKind::NotFound => Error {
-                    kind: ErrorKind::ImageNotFound,
-                    ..e
-                },
-                _ => e,
-            })?;
+            // The CLI fetches a missing image itself; one it cannot find is reported as
+            // not found, and moat then pulls it (with progress).
+            .map_err(Error::image_missing_if_not_found)?;
         let text = String::from_utf8_lossy(&stdout);
         // The CLI prints the new container's ID, which is the name it was given.
         Ok(text

@@ -153,14 +153,7 @@ impl Runtime for Docker {
                 Some(&body),
                 Some(CALL_DEADLINE),
             )
-            .map_err(|e| match e.kind {
-                // The only thing create can miss is the image.
-                ErrorKind::NotFound => Error {
-                    kind: ErrorKind::ImageNotFound,
-                    ..e
-                },
-                _ => e,
-            })?;
+            .map_err(Error::image_missing_if_not_found)?;
         #[derive(Deserialize)]
         struct Created {
             #[serde(rename = "Id")]
