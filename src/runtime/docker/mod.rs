@@ -9,7 +9,7 @@ mod transport;
 
 use std::time::Duration;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, bounded};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -84,6 +84,67 @@ fn resize(client: &Client, id: &str, rows: u16, cols: u16) -> Result<()> {
         Some(Duration::from_secs(10)),
     )?;
     Ok(())
+}
+
+/// Where the exit code (or the error that lost it) arrives.
+type ExitReceiver = Receiver<Result<i32>>;
+
+/// Send `wait?condition=next-exit` from a thread of its own. The first channel says when
+/// the engine has registered the waiter (its answer's headers arrived); the second gets the
+/// exit code, or the error that lost it.
+fn spawn_exit_waiter(
+    client: &Client,
+    id: &str,
+) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
+    let (registered_tx, registered_rx) = bounded::<Result<()>>(1);
+    let (exit_tx, exit_rx) = bounded::<Result<i32>>(1);
+    let client = client.clone();
+    let wait_id = id.to_string();
+    std::thread::Builder::new()
+        .name("exit-waiter".into())
+        .spawn(move || {
+            let what = "waiting for the container";
+            let response = match client.open(
+                what,
+                "POST",
+                &format!("/containers/{wait_id}/wait?condition=next-exit"),
+                None,
+                None,
+            ) {
+                Ok(r) => {
+                    let _ = registered_tx.send(Ok(()));
+                    r
+                }
+                Err(e) => {
+                    let _ = registered_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut body = Vec::new();
+            let read =
+                std::io::Read::read_to_end(&mut response.into_body().into_reader(), &mut body);
+            let result = match read {
+                Err(e) => Err(Error::new(
+                    ErrorKind::ConnectionLost,
+                    what,
+                    format!("connection to Docker lost: {}", io_reason(&e)),
+                )),
+                Ok(_) => match serde_json::from_slice::<WaitBody>(&body) {
+                    Ok(w) => match w.error.and_then(|e| e.message) {
+                        Some(m) if !m.is_empty() => Err(Error::new(ErrorKind::Other, what, m)),
+                        _ => Ok(w.status_code as i32),
+                    },
+                    Err(e) => Err(Error::new(
+                        ErrorKind::ConnectionLost,
+                        what,
+                        format!("unexpected answer: {e}"),
+                    )),
+                },
+            };
+            let _ = exit_tx.send(result);
+        })
+        .map_err(|e| Error::new(ErrorKind::Other, "starting a thread", e.to_string()))?;
+    Ok((registered_rx, exit_rx))
 }
 
 impl Runtime for Docker {
@@ -170,7 +231,11 @@ impl Runtime for Docker {
     }
 
     fn start(&self, id: &str, opts: StartOptions) -> Result<Session> {
-        // 1. Subscribe to the output before the container can write any.
+        // 1. Register for the exit before start; the wait is sent now and confirmed
+        //    below, so it travels while the attach is set up.
+        let (registered_rx, exit_rx) = spawn_exit_waiter(&self.client, id)?;
+
+        // 2. Subscribe to the output before the container can write any.
         let (stream, prefix) = attach::attach(&self.client, id, opts.stdin)?;
         let write_half = if opts.stdin {
             Some(stream.try_clone().map_err(|e| {
@@ -194,56 +259,8 @@ impl Runtime for Docker {
             Box::new(demux::Demux::new(reader))
         };
 
-        // 2. Register for the exit before start. The engine answers the wait's headers
-        //    once the waiter is registered, so seeing them means no exit can be missed.
-        let (registered_tx, registered_rx) = bounded::<Result<()>>(1);
-        let (exit_tx, exit_rx) = bounded::<Result<i32>>(1);
-        let client = self.client.clone();
-        let wait_id = id.to_string();
-        std::thread::Builder::new()
-            .name("exit-waiter".into())
-            .spawn(move || {
-                let what = "waiting for the container";
-                let response = match client.open(
-                    what,
-                    "POST",
-                    &format!("/containers/{wait_id}/wait?condition=next-exit"),
-                    None,
-                    None,
-                ) {
-                    Ok(r) => {
-                        let _ = registered_tx.send(Ok(()));
-                        r
-                    }
-                    Err(e) => {
-                        let _ = registered_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let mut body = Vec::new();
-                let read =
-                    std::io::Read::read_to_end(&mut response.into_body().into_reader(), &mut body);
-                let result = match read {
-                    Err(e) => Err(Error::new(
-                        ErrorKind::ConnectionLost,
-                        what,
-                        format!("connection to Docker lost: {}", io_reason(&e)),
-                    )),
-                    Ok(_) => match serde_json::from_slice::<WaitBody>(&body) {
-                        Ok(w) => match w.error.and_then(|e| e.message) {
-                            Some(m) if !m.is_empty() => Err(Error::new(ErrorKind::Other, what, m)),
-                            _ => Ok(w.status_code as i32),
-                        },
-                        Err(e) => Err(Error::new(
-                            ErrorKind::ConnectionLost,
-                            what,
-                            format!("unexpected answer: {e}"),
-                        )),
-                    },
-                };
-                let _ = exit_tx.send(result);
-            })
-            .map_err(|e| Error::new(ErrorKind::Other, "starting a thread", e.to_string()))?;
+        // The engine answers the wait's headers once the waiter is registered, so seeing
+        // them means no exit can be missed.
         match registered_rx.recv_timeout(CALL_DEADLINE) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
