@@ -109,6 +109,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
     let owner = store
         .create(&record)
         .map_err(|e| Error::moat(e.to_string()))?;
+    log::debug!("run {} recorded", record.id);
 
     let mut run = Run {
         store,
@@ -268,6 +269,7 @@ impl Run {
             }
             Err(e) => return Ending::failed(MOAT_FAILED, e.to_string()),
         };
+        log::debug!("container created");
         self.container = Some(container.clone());
         let mut stop_requested = false;
         self.update(|r| {
@@ -318,6 +320,7 @@ impl Run {
                 return ending;
             }
         };
+        log::debug!("container started");
         let mut stop_requested = false;
         self.update(|r| {
             r.started_at = Some(time::now_rfc3339());
@@ -412,6 +415,7 @@ impl Run {
         while exited.is_none() || !output_done {
             select! {
                 recv(exit_rx) -> r => {
+                    log::debug!("exit: {r:?}");
                     exited = Some(r.unwrap_or_else(|_| Err(runtime::Error::new(
                         ErrorKind::ConnectionLost, "waiting for the container", "the exit waiter stopped"))));
                     exit_rx = never();
@@ -419,6 +423,7 @@ impl Run {
                 }
                 recv(self.events) -> ev => match ev {
                     Ok(Event::OutputDone(result)) => {
+                        log::debug!("output ended");
                         if let Err(e) = result {
                             log::debug!("output stream ended with an error: {e}");
                         }
@@ -576,6 +581,7 @@ impl Run {
             r.finish(ending.exit_code, ending.error.clone(), now.clone());
             true
         });
+        log::debug!("final record written");
         // The terminal comes back before anything else is printed.
         term::restore_now();
         if let Some(container) = self.container.take()
@@ -588,6 +594,7 @@ impl Run {
                 eprintln!("moat: {e}");
             }
         }
+        log::debug!("cleaned up");
         let record = record.map_err(|e| Error::moat(e.to_string()))?;
         if let Some(error) = &ending.error {
             eprintln!("moat: {error}");

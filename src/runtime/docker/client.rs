@@ -91,24 +91,33 @@ impl Client {
             socket,
             api: String::new(),
         };
-        let body = client.call(
-            "asking Docker for its version",
-            "GET",
-            "/version",
-            None,
-            Some(Duration::from_secs(10)),
-        )?;
-        let version: Version = serde_json::from_slice(&body.1).map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                "asking Docker for its version",
-                format!("unexpected answer: {e}"),
-            )
-        })?;
-        let server = parse_api(&version.api_version).unwrap_or(MAX_API);
+        // `/_ping` names the engine's API version in a header and costs a fraction of
+        // `/version`, which gathers kernel and component details moat does not need.
+        let what = "asking Docker for its API version";
+        let response = client.open(what, "GET", "/_ping", None, Some(Duration::from_secs(10)))?;
+        let announced = response
+            .headers()
+            .get("api-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        drop(response);
+        let announced = match announced {
+            Some(v) => v,
+            // An engine too old to say: ask the long way.
+            None => {
+                let (_, body) =
+                    client.call(what, "GET", "/version", None, Some(Duration::from_secs(10)))?;
+                serde_json::from_slice::<Version>(&body)
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Other, what, format!("unexpected answer: {e}"))
+                    })?
+                    .api_version
+            }
+        };
+        let server = parse_api(&announced).unwrap_or(MAX_API);
         let (major, minor) = server.min(MAX_API);
         client.api = format!("{major}.{minor}");
-        log::debug!("docker API {} (server {})", client.api, version.api_version);
+        log::debug!("docker API {} (server {announced})", client.api);
         Ok(client)
     }
 
