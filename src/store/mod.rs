@@ -144,10 +144,17 @@ impl Store {
     }
 
     pub fn read(&self, id: &str) -> Result<Record> {
+        self.read_with(id, &mut Vec::new())
+    }
+
+    /// [`Store::read`] into a buffer the caller reuses (listing thousands of runs).
+    fn read_with(&self, id: &str, data: &mut Vec<u8>) -> Result<Record> {
         let path = self.dir(id).join(METADATA);
-        let data =
-            fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), &e))?;
-        serde_json::from_slice(&data).map_err(|e| Error {
+        data.clear();
+        File::open(&path)
+            .and_then(|mut f| io::Read::read_to_end(&mut f, data))
+            .map_err(|e| Error::io(format!("reading {}", path.display()), &e))?;
+        serde_json::from_slice(data).map_err(|e| Error {
             what: format!("reading {}", path.display()),
             why: format!("malformed record: {e}"),
         })
@@ -227,6 +234,7 @@ impl Store {
         let read = fs::read_dir(&self.runs)
             .map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
         let mut entries = Vec::new();
+        let mut buf = Vec::with_capacity(4096);
         for dirent in read {
             let dirent =
                 dirent.map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
@@ -240,7 +248,7 @@ impl Store {
                 }
                 continue;
             }
-            match self.read(&dir) {
+            match self.read_with(&dir, &mut buf) {
                 Ok(record) if record.id == dir => entries.push(Entry::Run(record)),
                 Ok(record) => entries.push(Entry::Corrupt {
                     dir,
@@ -249,7 +257,8 @@ impl Store {
                 Err(e) => entries.push(Entry::Corrupt { dir, why: e.why }),
             }
         }
-        entries.sort_by_key(|e| std::cmp::Reverse(sort_key(e)));
+        // Newest first; the keys are borrowed, so sorting thousands of runs copies nothing.
+        entries.sort_unstable_by(|a, b| sort_key(b).cmp(&sort_key(a)));
         Ok(entries)
     }
 
@@ -284,10 +293,10 @@ impl Store {
     }
 }
 
-fn sort_key(e: &Entry) -> (String, String) {
+fn sort_key(e: &Entry) -> (&str, &str) {
     match e {
-        Entry::Run(r) => (r.created_at.clone(), r.id.clone()),
-        Entry::Corrupt { dir, .. } => (String::new(), dir.clone()),
+        Entry::Run(r) => (&r.created_at, &r.id),
+        Entry::Corrupt { dir, .. } => ("", dir),
     }
 }
 
