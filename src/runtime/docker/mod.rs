@@ -92,10 +92,7 @@ type ExitReceiver = Receiver<Result<i32>>;
 /// Send `wait?condition=next-exit` from a thread of its own. The first channel says when
 /// the engine has registered the waiter (its answer's headers arrived); the second gets the
 /// exit code, or the error that lost it.
-fn spawn_exit_waiter(
-    client: &Client,
-    id: &str,
-) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
+fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
     let (registered_tx, registered_rx) = bounded::<Result<()>>(1);
     let (exit_tx, exit_rx) = bounded::<Result<i32>>(1);
     let client = client.clone();
