@@ -4,7 +4,8 @@
 //! choose the inspect JSON shape (1.0 or pre-1.0) and inject the CLI's known faults:
 //! transient XPC errors, hangs, and the two ways a missing container shows.
 //!
-//! What the Apple CLI cannot provide, and what moat does instead (tested below):
+//! What the Apple CLI cannot provide, and what moat does instead (tested where the
+//! parametrised suites guard the Docker behaviour, e.g. `manage.rs`'s orphan tests):
 //! - an exit code after the fact: `container inspect` has none (only `stopped`), and there
 //!   is no `wait`. The exit code comes from the foreground `container start --attach` child
 //!   that `moat run` keeps; when that process is gone (the owner was killed), a run whose
@@ -12,23 +13,25 @@
 //!   record the real code.
 //! - `created` as a state: a created but never started container shows as `stopped`.
 //!
+//! The behavioural suites (`run`, `manage`, `interactive`) also run on this runtime with
+//! `MOAT_TEST_RUNTIME=apple` (`scripts/test` does), so exit codes, output, logs, stops,
+//! orphans and TTY sessions are tested there on both runtimes. This file keeps what only
+//! the Apple runtime has: the CLI calls moat makes, a missing CLI, the record's runtime
+//! winning over `MOAT_RUNTIME`, both inspect shapes, and the CLI's faults. It runs on
+//! Apple whatever `MOAT_TEST_RUNTIME` says.
+//!
 //! Every test works in its own `MOAT_HOME` and stand-in state directory; dropping the env
 //! asserts that no container of a run without `--keep` remains.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::ops::Deref;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::pty::{Pty, describe, show};
-use common::{Env, IMAGE, containers_for, inspect_container, remove_container};
-
-/// The stand-in `container` executable.
-const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/container");
+use common::{Env, IMAGE, Runtime, containers_for, remove_container};
 
 /// How long anything that starts a container may take (the stand-in costs a Python start
 /// and a `docker` call per CLI call, on a shared engine).
@@ -39,7 +42,6 @@ const SLOW: Duration = Duration::from_secs(60);
 /// A test env whose `moat` uses the stand-in, with its own stand-in state directory.
 struct Apple {
     env: Env,
-    state: PathBuf,
 }
 
 impl Deref for Apple {
@@ -50,27 +52,15 @@ impl Deref for Apple {
 }
 
 fn apple() -> Apple {
-    let env = common::moat();
-    let state = env.root.join("standin");
-    std::fs::create_dir_all(&state).expect("create stand-in state dir");
-    Apple { env, state }
+    Apple {
+        env: common::moat_on(Runtime::Apple),
+    }
 }
 
 impl Apple {
     /// `moat` with the stand-in as the CLI and no stand-in switch set.
     fn cmd(&self) -> Command {
-        let mut cmd = self.env.cmd();
-        cmd.env("MOAT_CONTAINER_BIN", STANDIN)
-            .env("STANDIN_STATE_DIR", &self.state);
-        for switch in [
-            "STANDIN_INSPECT_SHAPE",
-            "STANDIN_MISSING",
-            "STANDIN_FAIL",
-            "STANDIN_HANG",
-        ] {
-            cmd.env_remove(switch);
-        }
-        cmd
+        self.env.cmd()
     }
 
     /// `moat ARGS...` to completion, with extra environment.
@@ -110,23 +100,17 @@ impl Apple {
 
     /// Every stand-in invocation so far, as argv lists.
     fn calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(self.state.join("calls")).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("calls line is JSON"))
-            .collect()
+        self.env.standin_calls()
     }
 
     /// How many stand-in calls had `verb` as their first argument.
     fn count(&self, verb: &str) -> usize {
-        self.calls()
-            .iter()
-            .filter(|c| c.first().map(String::as_str) == Some(verb))
-            .count()
+        self.env.standin_count(verb)
     }
 
     /// Forgets the stand-in calls so far.
     fn clear_calls(&self) {
-        let _ = std::fs::remove_file(self.state.join("calls"));
+        self.env.clear_standin_calls();
     }
 }
 
@@ -247,7 +231,7 @@ fn list_line(out: &Output, id: &str) -> String {
         .to_string()
 }
 
-// ---- exit codes, output, stdin ------------------------------------------------------------
+// ---- the CLI calls, a missing CLI, a kept container ------------------------------------
 
 #[test]
 fn success_is_recorded_with_the_apple_runtime() {
@@ -279,81 +263,6 @@ fn success_is_recorded_with_the_apple_runtime() {
 }
 
 #[test]
-fn exit_code_3_is_the_commands() {
-    let env = apple();
-    let out = env.run_cmd(&["sh", "-c", "exit 3"]);
-    assert_code(&out, 3);
-    let record = env.record(&env.only_run_id());
-    assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["exit_code"], 3, "{record:#}");
-    assert_eq!(record["error"], "exit code 3", "{record:#}");
-}
-
-#[test]
-fn killed_by_sigkill_exits_137() {
-    let env = apple();
-    let out = env.run_cmd(&["sh", "-c", "kill -9 $$"]);
-    assert_code(&out, 137);
-    let record = env.record(&env.only_run_id());
-    assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["exit_code"], 137, "{record:#}");
-}
-
-/// Under init a missing command is the init's exit code 127. (Without init the CLI's own
-/// start error is all there is: `container start` exits non-zero with the message on its
-/// stderr, and moat records that exit code.)
-#[test]
-fn missing_command_exits_127() {
-    let env = apple();
-    let out = env.run_cmd(&["no-such-command-here"]);
-    assert_code(&out, 127);
-    let record = env.record(&env.only_run_id());
-    assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["exit_code"], 127, "{record:#}");
-}
-
-#[test]
-fn stdout_and_stderr_are_kept_apart_and_logged() {
-    let env = apple();
-    let out = env.run_cmd(&["sh", "-c", "echo out; echo err >&2; echo out2"]);
-    assert_code(&out, 0);
-    assert_eq!(stdout(&out), "out\nout2\n");
-    assert_eq!(stderr(&out), "err\n");
-    let id = env.only_run_id();
-    assert_eq!(env.joined(&id, "stdout"), b"out\nout2\n");
-    assert_eq!(env.joined(&id, "stderr"), b"err\n");
-    let logs = env.logs(&id);
-    assert_eq!(logs.len(), 3, "{logs:#?}");
-    for record in &logs {
-        assert!(
-            record["stream"] == "stdout" || record["stream"] == "stderr",
-            "{record}"
-        );
-        assert!(common::is_rfc3339_ms(
-            record["ts"].as_str().unwrap_or_default()
-        ));
-    }
-}
-
-#[test]
-fn piped_stdin_reaches_the_command() {
-    let env = apple();
-    let mut cmd = env.cmd();
-    cmd.args(["run", "--runtime", "apple", "--image", IMAGE, "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn moat");
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    stdin.write_all(b"hi\n").expect("write stdin");
-    drop(stdin); // EOF ends cat
-    let out = child.wait_with_output().expect("wait moat");
-    assert_code(&out, 0);
-    assert_eq!(stdout(&out), "hi\n");
-    assert_eq!(env.joined(&env.only_run_id(), "stdout"), b"hi\n");
-}
-
-#[test]
 fn a_missing_cli_is_one_line_and_exit_125() {
     let env = apple();
     let out = env.run_with(
@@ -367,26 +276,6 @@ fn a_missing_cli_is_one_line_and_exit_125() {
         "moat: cannot run Apple's container CLI at /nonexistent/container: \
          No such file or directory\n"
     );
-}
-
-#[test]
-fn sigint_stops_the_run_and_exits_130() {
-    let env = apple();
-    let (live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
-    live.signal(libc::SIGINT);
-    let (status, _, err) = live.wait(SLOW);
-    assert_eq!(status.code(), Some(130), "stderr {err:?}");
-    assert!(
-        err.iter()
-            .any(|l| l.contains(&format!("Stopping run {id}"))),
-        "{err:?}"
-    );
-    let record = env.record(&id);
-    assert_eq!(record["state"], "stopped", "{record:#}");
-    assert_eq!(record["stop_reason"], "signal", "{record:#}");
-    assert_eq!(env.joined(&id, "stdout"), b"ready\n");
-    assert!(env.count("stop") >= 1, "{:?}", env.calls());
-    assert!(containers_for(&id).is_empty(), "container left behind");
 }
 
 #[test]
@@ -424,27 +313,6 @@ fn clean_reaps_a_kept_container_listed_by_the_cli() {
     assert_code(&clean, 0);
     assert!(containers_for(&id).is_empty(), "container left behind");
     assert!(env.records().is_empty(), "run not removed");
-}
-
-#[test]
-fn a_missing_image_exits_125_with_the_clis_message() {
-    let env = apple();
-    let image = "moat-test/nosuch:latest";
-    // The CLI fetches a missing image itself (the stand-in's `docker create` too), so its
-    // message is the engine's pull error.
-    let daemon = common::pull_error(image).expect("pulling a missing image fails");
-    let out = env.run(&["run", "--runtime", "apple", "--image", image, "--", "true"]);
-    assert_code(&out, 125);
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
-    assert!(err.starts_with("moat: "), "{err:?}");
-    assert!(
-        err.contains(&daemon),
-        "{err:?} lacks the engine's {daemon:?}"
-    );
-    let record = env.record(&env.only_run_id());
-    assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["runtime"], "apple", "{record:#}");
 }
 
 // ---- cross-process stop, and later commands use the record's runtime ---------------------
@@ -530,32 +398,6 @@ fn orphan_is_reconciled_with_the_current_inspect_shape() {
 #[test]
 fn orphan_is_reconciled_with_the_legacy_inspect_shape() {
     orphan_is_reconciled("legacy");
-}
-
-/// The Apple CLI cannot tell an exit code after the fact: a container that ends after its
-/// owner died is recorded `failed` with `exit code unknown` (Docker would record 7).
-#[test]
-fn an_orphan_that_exits_by_itself_has_no_exit_code() {
-    let env = apple();
-    let script = "echo ready; while [ ! -e /workspace/go ]; do sleep 0.1; done; exit 7";
-    let (live, id) = env.start_ready(&[], &[], script);
-    live.kill_owner();
-    let container = container_of(&env, &id);
-    std::fs::write(env.ws.join("go"), "").expect("write go");
-    common::wait_for("the container to exit", SLOW, || {
-        inspect_container(&container)
-            .is_some_and(|c| c["State"]["Running"] == false)
-            .then_some(())
-    });
-
-    let list = env.run(&["list"]);
-    assert_code(&list, 0);
-    let record = env.record(&id);
-    assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["error"], "exit code unknown", "{record:#}");
-    assert!(record["exit_code"].is_null(), "{record:#}");
-    assert!(record["stopped_at"].is_string(), "{record:#}");
-    assert!(containers_for(&id).is_empty(), "container left behind");
 }
 
 // ---- faults -------------------------------------------------------------------------------
@@ -681,98 +523,6 @@ fn an_empty_inspect_array_is_gone() {
 }
 
 #[test]
-fn container_not_found_is_gone() {
-    removed_container_is_gone(None);
-}
-
-#[test]
 fn xpc_not_found_is_gone() {
     removed_container_is_gone(Some("notfound"));
-}
-
-// ---- a TTY session --------------------------------------------------------------------------
-
-const PROMPT: &str = "/workspace # ";
-
-/// `moat run -i --runtime apple -- sh` on a terminal of `rows` x `cols`, up to its prompt.
-fn tty_shell(env: &Apple, rows: u16, cols: u16) -> Pty {
-    let mut cmd = env.cmd();
-    cmd.args([
-        "run",
-        "-i",
-        "--runtime",
-        "apple",
-        "--image",
-        IMAGE,
-        "--",
-        "sh",
-    ]);
-    let mut pty = Pty::spawn(cmd, rows, cols);
-    pty.expect(PROMPT, SLOW);
-    pty
-}
-
-/// Types `command` and returns the line it prints.
-fn one_line(pty: &mut Pty, command: &str) -> String {
-    pty.send(format!("{command}\r"));
-    pty.expect(format!("{command}\r\n"), SLOW);
-    let line = pty.expect("\r\n", SLOW);
-    pty.expect(PROMPT, SLOW);
-    String::from_utf8_lossy(&line[..line.len() - 2]).into_owned()
-}
-
-#[test]
-fn a_tty_session_runs_on_a_pty_of_the_terminals_size() {
-    let env = apple();
-    let mut pty = tty_shell(&env, 30, 100);
-    assert_eq!(one_line(&mut pty, "echo $((6*7))"), "42");
-    // The stand-in's `docker start -a` sizes the container's TTY just after the start, so
-    // the very first look may come before it (Apple's CLI sizes it before the start).
-    common::wait_for(
-        "the container's TTY to get the terminal's size",
-        SLOW,
-        || (one_line(&mut pty, "stty size") == "30 100").then_some(()),
-    );
-    pty.resize(40, 120);
-    common::wait_for("the container's TTY to follow the resize", SLOW, || {
-        (one_line(&mut pty, "stty size") == "40 120").then_some(())
-    });
-    pty.send("exit 5\r");
-    let status = pty.wait(SLOW);
-    assert_eq!(
-        status.code(),
-        Some(5),
-        "{}; screen {:?}",
-        describe(status),
-        show(&pty.screen())
-    );
-    let id = env.only_run_id();
-    let record = env.record(&id);
-    assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["exit_code"], 5, "{record:#}");
-    assert_eq!(record["interactive"], true, "{record:#}");
-    let tty = String::from_utf8_lossy(&env.joined(&id, "tty")).into_owned();
-    assert!(tty.contains("42"), "{tty:?}");
-    assert!(containers_for(&id).is_empty(), "container left behind");
-}
-
-#[test]
-fn escape_stops_a_tty_session() {
-    let env = apple();
-    let mut pty = tty_shell(&env, 24, 80);
-    let id = env.only_run_id();
-    pty.send(b"\x1f");
-    pty.send("k");
-    let status = pty.wait(SLOW);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{}; screen {:?}",
-        describe(status),
-        show(&pty.screen())
-    );
-    let record = env.record(&id);
-    assert_eq!(record["state"], "stopped", "{record:#}");
-    assert_eq!(record["stop_reason"], "escape", "{record:#}");
-    assert!(containers_for(&id).is_empty(), "container left behind");
 }

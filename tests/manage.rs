@@ -4,6 +4,9 @@
 //! Every test works in its own `MOAT_HOME` (see `common::moat`). Nothing here sleeps and
 //! hopes: tests wait for observable events (a record's state, a line on stdout, the
 //! engine's view of a container) with a deadline.
+//!
+//! The suite runs on the runtime `MOAT_TEST_RUNTIME` names (see `common::runtime`); what
+//! Apple's `container` CLI cannot do is guarded in the test concerned, saying why.
 
 mod common;
 
@@ -17,8 +20,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    Env, IMAGE, containers_for, containers_labelled, inspect_container, moat, remove_container,
-    start_labelled_container, wait_for,
+    Env, IMAGE, Runtime, containers_for, containers_labelled, inspect_container, moat,
+    remove_container, start_labelled_container, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -47,10 +50,10 @@ fn assert_code(out: &Output, code: i32) {
     );
 }
 
-/// `moat ARGS...` with `DOCKER_HOST` pointing nowhere: proves no engine call is needed.
+/// `moat ARGS...` with no runtime to reach (see `Env::cmd_without_runtime`): proves no
+/// engine call is needed.
 fn run_without_engine(env: &Env, args: &[&str]) -> Output {
-    env.cmd()
-        .env("DOCKER_HOST", "unix:///nonexistent")
+    env.cmd_without_runtime()
         .args(args)
         .output()
         .expect("spawn moat")
@@ -183,9 +186,22 @@ fn wait_state(env: &Env, name: &str, states: &[&str]) -> Value {
 }
 
 /// Waits until the run named `name` is running; returns its ID.
+///
+/// Under Apple, also until the engine runs its container: moat records `running` once
+/// it has spawned the `container start --attach` child, and Apple's CLI says nothing of
+/// when the start is done, so for a moment (long enough behind the stand-in) the
+/// container may still be only created, and a test that kills the owner then would
+/// orphan a command that never ran.
 #[track_caller]
 fn wait_running(env: &Env, name: &str) -> String {
-    id_of(&wait_state(env, name, &["running"]))
+    let record = wait_state(env, name, &["running"]);
+    if common::runtime() == Runtime::Apple {
+        let container = record["container_id"].as_str().expect("container_id");
+        wait_for(&format!("the container of {name} to run"), LONG, || {
+            (container_status(container).as_deref() == Some("running")).then_some(())
+        });
+    }
+    id_of(&record)
 }
 
 fn id_of(record: &Value) -> String {
@@ -324,7 +340,7 @@ fn write_finished(
         "workspace": env.ws.to_string_lossy(),
         "image": IMAGE,
         "command": ["sh", "-c", "echo hello; make test"],
-        "runtime": "docker",
+        "runtime": common::runtime().as_str(),
         "container_id": format!("{hex}{}", "0123456789abcdef".repeat(4))[..64].to_string(),
         "interactive": false,
         "state": if exit_code == 0 { "stopped" } else { "failed" },
@@ -418,6 +434,7 @@ enum When {
 #[test]
 fn stop_racing_a_natural_exit_never_fails_or_duplicates() {
     const THREADS: usize = 5;
+    // Not scaled down under Apple: its 50 races take about 17 s there.
     const ITERATIONS: usize = 10;
     let started = Instant::now();
     let workers: Vec<_> = (0..THREADS)
@@ -631,7 +648,14 @@ fn orphaned_run_is_listed_and_stopped() {
     let record = env.record(&id);
     assert_eq!(record["state"], "stopped", "{record:#}");
     assert_eq!(record["stop_reason"], "moat stop", "{record:#}");
-    assert_eq!(record["exit_code"], 143, "{record:#}");
+    if common::runtime() == Runtime::Apple {
+        // Apple's CLI cannot tell the exit code of a container whose owner died: `container
+        // inspect` has none and there is no `wait`; only the owner's `container start
+        // --attach` child had it. Tested instead: the code stays unknown (null).
+        assert!(record["exit_code"].is_null(), "{record:#}");
+    } else {
+        assert_eq!(record["exit_code"], 143, "{record:#}");
+    }
     assert!(record["stopped_at"].is_string(), "{record:#}");
     assert!(containers_for(&id).is_empty(), "container left for {id}");
 }
@@ -657,18 +681,28 @@ fn orphaned_run_that_ended_gets_its_real_exit_code() {
     assert_code(&list, 0);
     let record = env.record(&id);
     assert_eq!(record["state"], "failed", "{record:#}");
-    assert_eq!(record["exit_code"], 4, "{record:#}");
-    assert_eq!(record["error"], "exit code 4", "{record:#}");
     assert!(record["stopped_at"].is_string(), "{record:#}");
     let row = stdout(&list)
         .lines()
         .find(|l| l.contains(&id))
         .unwrap_or_default()
         .to_string();
-    assert!(
-        row.contains(" failed ") && row.contains(" 4 "),
-        "row: {row:?}"
-    );
+    if common::runtime() == Runtime::Apple {
+        // Apple's CLI cannot give the real exit code: `container inspect` shows only
+        // `stopped` and there is no `wait`; only the dead owner's `container start
+        // --attach` child had the code. Tested instead: the run is `failed` with
+        // `exit code unknown` and no code (Docker records 4).
+        assert!(record["exit_code"].is_null(), "{record:#}");
+        assert_eq!(record["error"], "exit code unknown", "{record:#}");
+        assert!(row.contains(" failed "), "row: {row:?}");
+    } else {
+        assert_eq!(record["exit_code"], 4, "{record:#}");
+        assert_eq!(record["error"], "exit code 4", "{record:#}");
+        assert!(
+            row.contains(" failed ") && row.contains(" 4 "),
+            "row: {row:?}"
+        );
+    }
     assert_eq!(container_status(&container), None, "container not removed");
 }
 

@@ -4,6 +4,13 @@
 //! The tests run the built `moat` binary against a real engine with the local image
 //! `moat-test/busybox:latest` (`scripts/setup` creates both). A missing engine is a test
 //! failure, never a silent skip.
+//!
+//! One suite, two runtimes: `MOAT_TEST_RUNTIME` (`docker`, the default, or `apple`)
+//! chooses the runtime of every `moat` an [`Env`] starts. Under `apple`, moat drives the
+//! stand-in `tests/container` (Apple's `container` CLI implemented over the local Docker
+//! engine), so the containers are still real Docker containers carrying moat's labels,
+//! and the raw engine helpers below ([`containers_for`], [`inspect_container`]...) see
+//! them. A test that cannot hold through Apple's CLI checks [`runtime`] and says why.
 
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
@@ -11,6 +18,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,8 +30,62 @@ pub mod pty;
 /// The image every test runs: busybox with all its applets.
 pub const IMAGE: &str = "moat-test/busybox:latest";
 
+/// The stand-in for Apple's `container` CLI (see its header for its switches).
+pub const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/container");
+
+/// The stand-in's switches: an [`Env`] clears them, so only a test that sets one gets it.
+const STANDIN_SWITCHES: [&str; 4] = [
+    "STANDIN_INSPECT_SHAPE",
+    "STANDIN_MISSING",
+    "STANDIN_FAIL",
+    "STANDIN_HANG",
+];
+
+/// The runtime a test's `moat` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// The Docker Engine API (moat's default).
+    Docker,
+    /// Apple's `container` CLI, here the stand-in [`STANDIN`].
+    Apple,
+}
+
+impl Runtime {
+    /// The name moat records and `--runtime` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Apple => "apple",
+        }
+    }
+}
+
+/// The runtime this test pass runs on: `$MOAT_TEST_RUNTIME`, `docker` when unset. Any
+/// other value is a mistake, and fails the test rather than silently testing Docker.
+pub fn runtime() -> Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    *RUNTIME.get_or_init(|| match std::env::var("MOAT_TEST_RUNTIME") {
+        Err(std::env::VarError::NotPresent) => Runtime::Docker,
+        Ok(v) if v.is_empty() || v == "docker" => Runtime::Docker,
+        Ok(v) if v == "apple" => Runtime::Apple,
+        other => panic!("MOAT_TEST_RUNTIME={other:?}: expected `docker` or `apple`"),
+    })
+}
+
+/// `docker_n` under Docker, `apple_n` under Apple: iteration counts that the stand-in's
+/// cost per CLI call (a Python start plus `docker` calls, several per run) would make
+/// take minutes at Docker's count.
+pub fn scaled(docker_n: usize, apple_n: usize) -> usize {
+    match runtime() {
+        Runtime::Docker => docker_n,
+        Runtime::Apple => apple_n,
+    }
+}
+
 /// A fresh, private moat environment for one test: `root/home` is `MOAT_HOME` and
 /// `root/ws` is the workspace (and the working directory of every `moat` it starts).
+/// Under Apple, `root/standin` is the stand-in's state directory (its call log and
+/// fault counters).
 ///
 /// On drop, unless the test is already failing, it asserts that no container of any run
 /// without `--keep` was left behind, then removes its directories.
@@ -31,10 +93,17 @@ pub struct Env {
     pub root: PathBuf,
     pub home: PathBuf,
     pub ws: PathBuf,
+    pub runtime: Runtime,
+    pub standin: PathBuf,
 }
 
-/// A new [`Env`], after checking that the engine answers.
+/// A new [`Env`] on this pass's [`runtime`], after checking that the engine answers.
 pub fn moat() -> Env {
+    moat_on(runtime())
+}
+
+/// A new [`Env`] whose `moat` uses `runtime`, whatever `MOAT_TEST_RUNTIME` says.
+pub fn moat_on(runtime: Runtime) -> Env {
     require_engine();
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -47,26 +116,84 @@ pub fn moat() -> Env {
     std::fs::create_dir(&root).expect("create a new test directory");
     let home = root.join("home");
     let ws = root.join("ws");
+    let standin = root.join("standin");
     std::fs::create_dir_all(&ws).expect("create test workspace");
-    Env { root, home, ws }
+    if runtime == Runtime::Apple {
+        std::fs::create_dir_all(&standin).expect("create stand-in state dir");
+    }
+    Env {
+        root,
+        home,
+        ws,
+        runtime,
+        standin,
+    }
 }
 
 impl Env {
-    /// `moat` with this env's `MOAT_HOME`, run in the workspace, stdin closed.
+    /// `moat` with this env's `MOAT_HOME` and runtime, run in the workspace, stdin closed.
     pub fn cmd(&self) -> Command {
         self.command(env!("CARGO_BIN_EXE_moat"))
     }
 
     /// `program` with the environment of [`Env::cmd`] (for wrappers such as `time`).
+    /// Under Apple: `MOAT_RUNTIME=apple`, the stand-in as the CLI, this env's stand-in
+    /// state directory, and no stand-in switch set.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("MOAT_HOME", &self.home)
             .env("MOAT_IMAGE", IMAGE)
-            .env_remove("MOAT_RUNTIME")
             .env_remove("MOAT_LOG")
             .current_dir(&self.ws)
             .stdin(Stdio::null());
+        for switch in STANDIN_SWITCHES {
+            cmd.env_remove(switch);
+        }
+        match self.runtime {
+            Runtime::Docker => {
+                cmd.env_remove("MOAT_RUNTIME")
+                    .env_remove("MOAT_CONTAINER_BIN");
+            }
+            Runtime::Apple => {
+                cmd.env("MOAT_RUNTIME", "apple")
+                    .env("MOAT_CONTAINER_BIN", STANDIN)
+                    .env("STANDIN_STATE_DIR", &self.standin);
+            }
+        }
         cmd
+    }
+
+    /// `moat ARGS...` with no way to reach a runtime: `DOCKER_HOST` points nowhere (for
+    /// Docker, and for the stand-in's own `docker` calls) and, under Apple, the CLI does
+    /// not exist. Proves that a command needs no runtime call.
+    pub fn cmd_without_runtime(&self) -> Command {
+        let mut cmd = self.cmd();
+        cmd.env("DOCKER_HOST", "unix:///nonexistent");
+        if self.runtime == Runtime::Apple {
+            cmd.env("MOAT_CONTAINER_BIN", "/nonexistent/container");
+        }
+        cmd
+    }
+
+    /// Every stand-in call this env's `moat`s made so far, as argv lists (Apple only).
+    pub fn standin_calls(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(self.standin.join("calls")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("calls line is JSON"))
+            .collect()
+    }
+
+    /// How many stand-in calls had `verb` as their first argument.
+    pub fn standin_count(&self, verb: &str) -> usize {
+        self.standin_calls()
+            .iter()
+            .filter(|c| c.first().map(String::as_str) == Some(verb))
+            .count()
+    }
+
+    /// Forgets the stand-in calls so far.
+    pub fn clear_standin_calls(&self) {
+        let _ = std::fs::remove_file(self.standin.join("calls"));
     }
 
     /// Runs `moat ARGS...` to completion.
@@ -338,6 +465,12 @@ pub fn containers_for(run_id: &str) -> Vec<String> {
     list.iter()
         .map(|c| c["Id"].as_str().expect("container Id").to_string())
         .collect()
+}
+
+/// The engine's full ID of `container` (an ID or a name: Apple's runtime records the
+/// container's name, which the stand-in gives the Docker container), if it exists.
+pub fn engine_id(container: &str) -> Option<String> {
+    inspect_container(container).map(|c| c["Id"].as_str().expect("container Id").to_string())
 }
 
 /// Force-removes a container.
