@@ -6,9 +6,11 @@ checks beyond the status codes. Whatever moat or the Docker CLI take above these
 numbers is their own overhead.
 
     bench-floor.py true IMAGE
-        create (HostConfig.Init=true, Cmd ["true"]); POST wait?condition=next-exit and
-        read its response head (the engine sends it once the waiter is registered);
-        start; read the wait body; delete.
+        The calls `moat run -- true` makes, with the same create body (Init, the current
+        directory bind-mounted at /workspace as the working directory, moat's labels,
+        stdout/stderr attached): create; POST wait?condition=next-exit and read its
+        response head (the engine sends it once the waiter is registered); attach;
+        start; read the attach stream to its end and the wait body; delete.
         Prints `floor_ms=<ms>`: from just before create to just after delete, measured
         inside this process, so without the interpreter's start-up.
 
@@ -107,6 +109,7 @@ def lifecycle(image, cmd, name, payload=None):
     path = socket_path()
     conn = UnixConnection(path)
     t0 = time.perf_counter()
+    # The body moat sends, so the engine does the same work for both.
     created = call(
         conn,
         "POST",
@@ -114,21 +117,28 @@ def lifecycle(image, cmd, name, payload=None):
         {
             "Image": image,
             "Cmd": cmd,
-            "AttachStdout": payload is not None,
-            "AttachStderr": payload is not None,
-            "HostConfig": {"Init": True},
+            "Env": [],
+            "WorkingDir": "/workspace",
+            # Not moat.managed: moat clean must never take the floor's container for its own.
+            "Labels": {"moat.bench": "floor", "moat.run_id": name},
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "HostConfig": {
+                "Init": True,
+                "Mounts": [
+                    {"Type": "bind", "Source": os.getcwd(), "Target": "/workspace"}
+                ],
+            },
         },
     )
     cid = created["Id"]
     counted = 0
     try:
-        att = None
-        if payload is not None:
-            att, rest = open_attach(path, cid)
-            counted = len(rest)
         wconn, wresp = start_wait(path, cid)
+        att, rest = open_attach(path, cid)
+        counted = len(rest)
         call(conn, "POST", f"/containers/{cid}/start")
-        if att is not None:
+        if att is not None:  # always: moat reads the stream to its end
             buf = bytearray(1 << 20)
             view = memoryview(buf)
             while True:
