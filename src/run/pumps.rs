@@ -79,8 +79,11 @@ fn pump_output(output: &mut dyn OutputSource, log: File) -> io::Result<()> {
                     Stream::Stdout | Stream::Tty => stdout.write(bytes),
                 }
                 log.write(stream, bytes, SystemTime::now())?;
-                // Followers (`moat logs -f`) see each chunk as it arrives.
-                log.flush()?;
+                // Followers (`moat logs -f`) see output as it arrives: the log is flushed
+                // whenever the pump has caught up with the stream, once per burst.
+                if !output.pending() {
+                    log.flush()?;
+                }
             }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),

@@ -124,6 +124,12 @@ pub struct ManagedContainer {
 pub trait OutputSource: Send {
     /// Read the next chunk into `buf`. `Ok(None)` is the end of the output.
     fn next_chunk(&mut self, buf: &mut [u8]) -> io::Result<Option<(Stream, usize)>>;
+
+    /// Whether more output has already arrived, so the next chunk will not block. The
+    /// output pump defers flushing the log while it has.
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 /// The container's stdin.

@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::ops::Not;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -201,8 +202,27 @@ fn cut_point(head: &[u8], next: u8) -> usize {
     if is_cont(at) { head.len() } else { cut }
 }
 
+/// The first `\n` in `b`. Eight bytes at a time (a word with a zero byte where `\n` was),
+/// since every byte of a run's output passes through here.
 fn find_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut words = b.chunks_exact(8);
+    for (k, w) in words.by_ref().enumerate() {
+        let x = u64::from_le_bytes(w.try_into().expect("chunks of eight")) ^ NL;
+        if (x.wrapping_sub(LO) & !x & HI) != 0 {
+            let at = w
+                .iter()
+                .position(|&c| c == b'\n')
+                .expect("the word has one");
+            return Some(k * 8 + at);
+        }
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&c| c == b'\n')
+        .map(|at| b.len() - tail.len() + at)
 }
 
 /// The formatted timestamp of the current `write` call, formatted only when a record needs it
@@ -250,7 +270,11 @@ fn encode_record(
     buf.extend_from_slice(ts.as_bytes()); // digits and -:.TZ only: nothing to escape
     buf.extend_from_slice(b"\",\"stream\":\"");
     buf.extend_from_slice(stream.as_str().as_bytes());
-    if std::str::from_utf8(piece).is_ok() {
+    if is_plain_ascii(piece) {
+        // Most output: printable ASCII, nothing to check or escape.
+        buf.extend_from_slice(b"\",\"line\":\"");
+        buf.extend_from_slice(piece);
+    } else if std::str::from_utf8(piece).is_ok() {
         buf.extend_from_slice(b"\",\"line\":\"");
         escape_json(buf, piece);
     } else {
@@ -265,6 +289,16 @@ fn encode_record(
         buf.extend_from_slice(b",\"eol\":false");
     }
     buf.extend_from_slice(b"}\n");
+}
+
+/// Whether every byte is printable ASCII other than `"` and `\\`: valid UTF-8 that goes
+/// into a JSON string as is. No early exit, so the compiler can do it many bytes at a time.
+fn is_plain_ascii(s: &[u8]) -> bool {
+    s.iter()
+        .fold(false, |bad, &b| {
+            bad | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
+        })
+        .not()
 }
 
 /// For each byte: 0 if it goes into a JSON string as is, `u` if it is written as `\u00XX`,
@@ -926,6 +960,31 @@ mod tests {
 
     fn t0() -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_795_595_718_123)
+    }
+
+    #[test]
+    fn fast_scans_agree_with_plain_ones() {
+        let mut rng = XorShift(99);
+        for _ in 0..5000 {
+            let len = rng.below(40);
+            let v: Vec<u8> = (0..len)
+                .map(|_| match rng.below(4) {
+                    0 => b'\n',
+                    1 => b'"',
+                    2 => rng.below(256) as u8,
+                    _ => b'a' + rng.below(26) as u8,
+                })
+                .collect();
+            assert_eq!(
+                find_newline(&v),
+                v.iter().position(|&c| c == b'\n'),
+                "{v:?}"
+            );
+            let plain = v
+                .iter()
+                .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+            assert_eq!(is_plain_ascii(&v), plain, "{v:?}");
+        }
     }
 
     struct XorShift(u64);

@@ -2,13 +2,14 @@
 //! `[stream, 0, 0, 0, len u32 big-endian]`, then `len` bytes. Stream 1 is stdout, 2 stderr
 //! (0, stdin echoed back, is shown as stdout; 3, the engine's own error, as stderr).
 
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 
 use crate::runtime::OutputSource;
 use crate::stream::Stream;
 
 pub struct Demux<R> {
-    inner: R,
+    /// Buffered: a frame's header and payload usually arrive in one read.
+    inner: BufReader<R>,
     /// Bytes left in the current frame, and its stream.
     remaining: usize,
     stream: Stream,
@@ -17,10 +18,30 @@ pub struct Demux<R> {
 impl<R: Read> Demux<R> {
     pub fn new(inner: R) -> Demux<R> {
         Demux {
-            inner,
+            inner: BufReader::with_capacity(64 * 1024, inner),
             remaining: 0,
             stream: Stream::Stdout,
         }
+    }
+
+    /// Whether more bytes of `stream` can be read without waiting: the current frame has
+    /// buffered bytes left, or it is done and a whole header of the same stream is buffered
+    /// (then it is taken).
+    fn more_of(&mut self, stream: Stream) -> io::Result<bool> {
+        let buffered = self.inner.buffer();
+        if self.remaining > 0 {
+            return Ok(!buffered.is_empty());
+        }
+        let same = match buffered.first() {
+            Some(0 | 1) => stream == Stream::Stdout,
+            Some(2 | 3) => stream == Stream::Stderr,
+            _ => false,
+        };
+        if same && buffered.len() >= 8 {
+            self.read_header()?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Read the next frame header. `Ok(false)` at a clean end of stream.
@@ -66,23 +87,36 @@ impl<R: Read + Send> OutputSource for Demux<R> {
                 return Ok(None);
             }
         }
-        let want = self.remaining.min(buf.len());
+        // Fill `buf` with as much of this stream as has already arrived: the rest of the
+        // frame, then following frames of the same stream. One chunk per burst keeps the
+        // writes to the terminal and the log few; nothing here waits for more input.
+        let stream = self.stream;
+        let mut got = 0;
         loop {
-            match self.inner.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "output stream ended inside a frame",
-                    ));
+            let want = self.remaining.min(buf.len() - got);
+            let n = loop {
+                match self.inner.read(&mut buf[got..got + want]) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "output stream ended inside a frame",
+                        ));
+                    }
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-                Ok(n) => {
-                    self.remaining -= n;
-                    return Ok(Some((self.stream, n)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            };
+            self.remaining -= n;
+            got += n;
+            if got == buf.len() || !self.more_of(stream)? {
+                return Ok(Some((stream, got)));
             }
         }
+    }
+
+    fn pending(&self) -> bool {
+        !self.inner.buffer().is_empty()
     }
 }
 
