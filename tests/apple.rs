@@ -25,6 +25,8 @@
 
 mod common;
 
+use common::{assert_code, stderr, stdout};
+
 use std::io::{BufRead, BufReader};
 use std::ops::Deref;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -112,26 +114,6 @@ impl Apple {
     fn clear_calls(&self) {
         self.env.clear_standin_calls();
     }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}, stdout {:?}, stderr {:?}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
 }
 
 /// A `moat` process whose stdout and stderr lines arrive on channels as it runs.

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{assert_code, stderr, stdout};
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -28,27 +30,6 @@ use serde_json::{Value, json};
 // ---- helpers ----------------------------------------------------------------------------
 
 const LONG: Duration = Duration::from_secs(30);
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts the exit code, showing moat's output when it differs.
-#[track_caller]
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}, stdout {:?}, stderr {:?}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-}
 
 /// `moat ARGS...` with no runtime to reach (see `Env::cmd_without_runtime`): proves no
 /// engine call is needed.

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{assert_code, stderr, stdout};
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -18,27 +20,6 @@ use common::{Env, IMAGE, Runtime, containers_for, is_rfc3339_ms, moat};
 use serde_json::Value;
 
 // ---- helpers ----------------------------------------------------------------------------
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts the exit code, showing moat's stderr when it differs.
-#[track_caller]
-fn assert_code(out: &std::process::Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}, stdout {:?}, stderr {:?}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-}
 
 /// Runs CMD, asserts moat exits with `code` and the record says `failed` with that code.
 fn assert_fails_with(env: &Env, extra: &[&str], command: &[&str], code: i32) {

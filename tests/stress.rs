@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{assert_code, stderr, stdout};
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,26 +30,6 @@ fn scale() -> usize {
         .and_then(|s| s.parse().ok())
         .filter(|&n| n >= 1)
         .unwrap_or(1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}, stdout {:?}, stderr {:?}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
 }
 
 /// Length, line count and FNV-1a 64 of some bytes: compared instead of the bytes, so a

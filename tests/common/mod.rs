@@ -569,3 +569,26 @@ pub fn start_labelled_container(labels: &[(&str, &str)], command: &[&str]) -> St
     );
     id
 }
+
+/// A command's stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing the command's output when it differs.
+#[track_caller]
+pub fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}, stdout {:?}, stderr {:?}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
