@@ -166,23 +166,12 @@ fn wait_state(env: &Env, name: &str, states: &[&str]) -> Value {
     })
 }
 
-/// Waits until the run named `name` is running; returns its ID.
-///
-/// Under Apple, also until the engine runs its container: moat records `running` once
-/// it has spawned the `container start --attach` child, and Apple's CLI says nothing of
-/// when the start is done, so for a moment (long enough behind the stand-in) the
-/// container may still be only created, and a test that kills the owner then would
-/// orphan a command that never ran.
+/// Waits until the run named `name` is running; returns its ID. `running` means the
+/// container runs (under Apple too, where moat waits to see it running): a test that
+/// kills the owner then orphans a command that really started.
 #[track_caller]
 fn wait_running(env: &Env, name: &str) -> String {
-    let record = wait_state(env, name, &["running"]);
-    if common::runtime() == Runtime::Apple {
-        let container = record["container_id"].as_str().expect("container_id");
-        wait_for(&format!("the container of {name} to run"), LONG, || {
-            (container_status(container).as_deref() == Some("running")).then_some(())
-        });
-    }
-    id_of(&record)
+    id_of(&wait_state(env, name, &["running"]))
 }
 
 fn id_of(record: &Value) -> String {
@@ -550,6 +539,63 @@ fn race_once(env: &Env, name: &str, when: When) -> String {
         status.code().unwrap_or(-1),
         record["stop_reason"]
     )
+}
+
+/// A stop that lands while the run is still starting must not be lost: the command
+/// (here one that would run a minute) ends within the stop timeout, never at its own end.
+/// Before moat waited for Apple's container to run, a stop sent when the record said
+/// `running` could find it only created, do nothing, and leave `moat stop` waiting 40 s.
+#[test]
+fn a_stop_at_the_start_of_a_long_command_is_never_lost() {
+    const THREADS: usize = 4;
+    let iterations = common::scaled(6, 4);
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let env = moat();
+                for i in 0..iterations {
+                    let name = format!("early-{t}-{i}");
+                    let mut a = spawn_run(&env, &["-n", &name], &["sleep", "60"]);
+                    // Half the stops while the run starts, half the moment it runs.
+                    let when = if i % 2 == 0 {
+                        wait_for(&format!("record of {name}"), LONG, || {
+                            record_named(&env, &name)
+                        });
+                        When::RecordExists
+                    } else {
+                        wait_state(&env, &name, &["running", "stopping"]);
+                        When::Running
+                    };
+                    let started = Instant::now();
+                    // A lost SIGTERM becomes a kill after 2 s; the command must not run on.
+                    let b = env.run(&["stop", "-t", "2", &name]);
+                    let took = started.elapsed();
+                    let ctx = format!("{name} ({when:?})");
+                    assert_code(&b, 0);
+                    let (status, _, a_err) = a.wait_until(started + Duration::from_secs(10));
+                    assert!(
+                        took < Duration::from_secs(8),
+                        "{ctx}: moat stop took {took:?}"
+                    );
+                    let record = record_named(&env, &name).expect("record");
+                    assert_eq!(record["state"], "stopped", "{ctx}: {record:#}");
+                    assert_eq!(record["stop_reason"], "moat stop", "{ctx}: {record:#}");
+                    assert!(
+                        matches!(status.code(), Some(0 | 137 | 143)),
+                        "{ctx}: moat run exited {status:?}, stderr {a_err:?}, {record:#}"
+                    );
+                    if status.code() == Some(0) {
+                        // Only a run stopped before its command started ends with 0.
+                        assert!(record["exit_code"].is_null(), "{ctx}: {record:#}");
+                    }
+                    assert!(containers_for(&id_of(&record)).is_empty(), "{ctx}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a worker failed");
+    }
 }
 
 #[test]

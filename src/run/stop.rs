@@ -31,10 +31,12 @@ pub fn stop(
     if record.state.is_final() {
         return Ok(Stopped::Already(record.clone()));
     }
+    let mut was_starting = false;
     let requested = store.update(&record.id, |r| {
         if r.state.is_final() {
             return false;
         }
+        was_starting = matches!(r.state, State::Created | State::Starting);
         r.stop_reason.get_or_insert(StopReason::MoatStop);
         r.state = State::Stopping;
         true
@@ -43,7 +45,11 @@ pub fn stop(
         return Ok(Stopped::Already(requested));
     }
 
-    if let Some(container) = &requested.container_id {
+    // A live owner that has not started the container yet reads the request when it
+    // does, and stops it then: a stop sent now could find the container only created (a
+    // no-op) or catch it half-started, and the command would run on or die oddly.
+    let owner_will_stop = was_starting && store.owner_alive(&requested);
+    if let Some(container) = requested.container_id.as_ref().filter(|_| !owner_will_stop) {
         let rt = conns.for_record(&requested.runtime)?;
         let signal = requested.interactive.then_some(super::TTY_STOP_SIGNAL);
         if let Err(e) = rt.stop(container, signal, timeout) {

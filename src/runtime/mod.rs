@@ -163,7 +163,8 @@ pub trait Runtime: Send + Sync {
     /// Create the container; returns the runtime's container ID.
     fn create(&self, spec: &CreateSpec) -> Result<String>;
 
-    /// Attach to the container, register for its exit, then start it.
+    /// Attach to the container, register for its exit, then start it. Returns once the
+    /// container runs (or has already ended), so a stop sent afterwards reaches it.
     fn start(&self, id: &str, opts: StartOptions) -> Result<Session>;
 
     /// Ask the container to stop: `signal` (default: its stop signal), then kill after

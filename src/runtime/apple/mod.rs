@@ -15,6 +15,8 @@ mod session;
 
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+
 use super::{
     ContainerState, CreateSpec, Error, ErrorKind, ManagedContainer, Result, Runtime, Session,
     StartOptions,
@@ -45,6 +47,15 @@ const INSPECT_BACKOFF: [Duration; 4] = [
 ];
 /// No retry starts after this much time has gone into one inspect.
 const INSPECT_BUDGET: Duration = Duration::from_secs(15);
+/// How long `start` waits to see the container running before it goes on regardless.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// Pauses between inspects while waiting for the container to run.
+const START_POLL: [Duration; 4] = [
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+];
 
 /// Whether a `container` executable is on PATH.
 pub fn cli_on_path() -> bool {
@@ -126,6 +137,45 @@ impl Apple {
         }
         inspect::inspect_state(&out.stdout, id)
             .map_err(|e| Err(Error::new(ErrorKind::Other, what, e)))
+    }
+}
+
+impl Apple {
+    /// Wait until the container runs, or the attached `container start` has ended (then
+    /// its exit is handed on in a new channel, since it was taken from `exit`).
+    ///
+    /// The CLI returns nothing when the start is done, and until then a stop finds the
+    /// container only created (shown as `stopped`) and does nothing: the command would
+    /// then run on as if no one had asked. A transient inspect failure is just another
+    /// poll; after [`START_DEADLINE`] moat goes on without knowing.
+    fn wait_until_running(&self, id: &str, exit: Receiver<Result<i32>>) -> Receiver<Result<i32>> {
+        let started = Instant::now();
+        for attempt in 0.. {
+            match self.inspect_once(id) {
+                Ok(ContainerState::Running) => {
+                    log::debug!("container {id} runs after {:?}", started.elapsed());
+                    return exit;
+                }
+                Ok(state) => log::debug!("container {id} not running yet: {state:?}"),
+                Err(Ok(e) | Err(e)) => log::debug!("inspect while starting {id}: {e}"),
+            }
+            let pause = START_POLL[attempt.min(START_POLL.len() - 1)];
+            match exit.recv_timeout(pause) {
+                Ok(result) => {
+                    log::debug!("`container start` ended before it was seen running");
+                    let (tx, rx) = bounded(1);
+                    let _ = tx.send(result);
+                    return rx;
+                }
+                Err(RecvTimeoutError::Disconnected) => return exit,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if started.elapsed() > START_DEADLINE {
+                break;
+            }
+        }
+        log::debug!("container {id} not seen running within {START_DEADLINE:?}");
+        exit
     }
 }
 
@@ -237,7 +287,9 @@ impl Runtime for Apple {
     }
 
     fn start(&self, id: &str, opts: StartOptions) -> Result<Session> {
-        session::start(&self.cli, id, opts)
+        let mut session = session::start(&self.cli, id, opts)?;
+        session.exit = self.wait_until_running(id, session.exit);
+        Ok(session)
     }
 
     fn stop(&self, id: &str, signal: Option<&str>, timeout: Duration) -> Result<()> {
