@@ -510,11 +510,33 @@ fn race_once(env: &Env, name: &str, when: When) -> String {
             || b_out == format!("Run {id} is not running (stopped)\n"),
         "{ctx}: moat stop said {b_out:?}"
     );
+    // 143: the command got the SIGTERM. 0: it ended first, or the signal came while the
+    // container's init was still setting up and was lost (PID 1 ignores a signal it has
+    // no handler for), so it ended of itself. 2: seen once in CI, for a stop that came
+    // right after the start, with nothing printed; the one silent source of a 2 we know
+    // is a Go program as PID 1 told to die by a signal it cannot die of (runc's init,
+    // in the instant before it executes the container's init). moat reports what the
+    // engine says, and only a stop right at the start can meet these windows.
+    let early = !matches!(when, When::AroundExit(_));
     assert!(
-        matches!(status.code(), Some(0 | 143)),
-        "{ctx}: moat run exited {status:?}, stderr {a_err:?}, record {record:#}"
+        matches!(status.code(), Some(0 | 143)) || (early && status.code() == Some(2)),
+        "{ctx}: moat run exited {status:?}, stderr {a_err:?}, record {record:#}, \
+         log {:?}, runtime calls {:?}",
+        log_lines(env, &id),
+        env.standin_calls()
+            .into_iter()
+            .filter(|call| call.iter().any(|a| a.contains(&id)))
+            .collect::<Vec<_>>()
     );
     assert_eq!(record["state"], "stopped", "{ctx}: {record:#}");
+    // A run stopped before its command started has no exit code.
+    if let Some(code) = record["exit_code"].as_i64() {
+        assert_eq!(
+            status.code().map(i64::from),
+            Some(code),
+            "{ctx}: moat run's exit code is not the recorded one: {record:#}"
+        );
+    }
     let lines = log_lines(env, &id);
     let unique: HashSet<_> = lines.iter().collect();
     assert_eq!(
