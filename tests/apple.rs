@@ -339,6 +339,75 @@ fn moat_stop_ends_a_blocked_run_through_the_records_runtime() {
     assert!(containers_for(&id).is_empty(), "container left behind");
 }
 
+/// `moat stop` from elsewhere ends a run that is still pulling its image at once, and the
+/// pull (here one that hangs) does not outlive it.
+#[test]
+fn moat_stop_ends_a_run_that_is_still_pulling() {
+    let env = apple();
+    // A name no other test uses, to find this run's pull among the processes.
+    let image = format!(
+        "moat-test/absent-{}:latest",
+        env.root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 dir")
+    );
+    let mut cmd = env.cmd();
+    cmd.env("STANDIN_HANG", "image-pull")
+        .args([
+            "run",
+            "--runtime",
+            "apple",
+            "--image",
+            &image,
+            "-n",
+            "pulling",
+        ])
+        .args(["--", "true"]);
+    let live = Live::spawn(cmd);
+    common::wait_for("the pull to start", SLOW, || {
+        env.calls()
+            .iter()
+            .any(|c| c.starts_with(&["image".to_string(), "pull".to_string()]))
+            .then_some(())
+    });
+    // The pull's argv ends `pull IMAGE` (moat's own argv has the image too).
+    let pull = format!("pull\0{image}");
+    assert_eq!(
+        processes_mentioning(&pull),
+        1,
+        "the hung pull is not running"
+    );
+
+    let sent = Instant::now();
+    let stop = env.run(&["stop", "pulling"]);
+    let took = sent.elapsed();
+    assert_code(&stop, 0);
+    let id = env.only_run_id();
+    assert_eq!(stdout(&stop), format!("Run {id} stopped\n"));
+    assert!(took < Duration::from_secs(5), "moat stop took {took:?}");
+
+    let (status, _, err) = live.wait(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(143), "stderr {err:?}");
+    let record = env.record(&id);
+    assert_eq!(record["state"], "stopped", "{record:#}");
+    assert_eq!(record["stop_reason"], "moat stop", "{record:#}");
+    assert!(record["exit_code"].is_null(), "{record:#}");
+    assert!(record["container_id"].is_null(), "{record:#}");
+    assert_eq!(processes_mentioning(&pull), 0, "the pull outlived moat");
+}
+
+/// How many processes have `needle` in their command line (NUL between arguments).
+fn processes_mentioning(needle: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(needle))
+        .count()
+}
+
 // ---- reconciliation when the owner died -------------------------------------------------
 
 /// Kills the owner of a running run, then checks that readers show it `running

@@ -63,6 +63,8 @@ pub enum Event {
 /// How long to wait for the output stream to end after the command exited. The engine
 /// closes it as soon as the container is gone; this only guards against a stuck stream.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How often a run that is pulling its image looks for a `moat stop`.
+const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// An interactive shell ignores SIGTERM; a hang-up is what ends a TTY session, as when
 /// its terminal closes.
@@ -371,19 +373,30 @@ impl Run {
         std::thread::spawn(move || {
             let _ = pulled_tx.send(rt.ensure_image(&image, progress));
         });
-        loop {
+        // `moat stop` from elsewhere only writes the record; look at it now and then.
+        let stop_check = crossbeam_channel::tick(STOP_CHECK);
+        let abort = loop {
             select! {
                 recv(pulled) -> r => match r {
-                    Ok(Ok(())) => break,
+                    Ok(Ok(())) => break None,
                     Ok(Err(e)) => return Err(Ending::failed(MOAT_FAILED, e.to_string())),
                     Err(_) => return Err(Ending::failed(MOAT_FAILED, "pulling the image: the pull stopped")),
                 },
                 recv(self.events) -> ev => {
                     if let Ok(Event::Signal(s)) = ev {
-                        return Err(self.aborted(s));
+                        break Some(self.aborted(s));
+                    }
+                }
+                recv(stop_check) -> _ => {
+                    if self.stop_requested() {
+                        break Some(self.aborted_by_stop());
                     }
                 }
             }
+        };
+        if let Some(ending) = abort {
+            self.runtime.cancel_calls();
+            return Err(ending);
         }
         if self.stop_requested() {
             return Err(self.aborted_by_stop());

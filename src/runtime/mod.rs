@@ -181,6 +181,11 @@ pub trait Runtime: Send + Sync {
 
     /// Containers labelled `moat.managed=true`.
     fn list_managed(&self) -> Result<Vec<ManagedContainer>>;
+
+    /// End the calls other threads still wait on (a pull the run no longer wants), so
+    /// none outlives moat. A runtime whose calls end with moat's connections needs
+    /// nothing here.
+    fn cancel_calls(&self) {}
 }
 
 /// Runtimes connected on first use, so commands that touch only finished runs never make

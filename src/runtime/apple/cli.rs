@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::pipes::{Next, Pipes};
@@ -156,6 +157,7 @@ impl Cli {
             cmd.get_args().collect::<Vec<_>>()
         );
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(&e))?;
+        let _in_flight = InFlight::register(&child);
         match collect(&mut child, started + deadline, tee) {
             Ok(Some((status, stdout, stderr))) => {
                 log::debug!(
@@ -218,6 +220,45 @@ fn find_on_path() -> Option<PathBuf> {
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+/// Process groups of the calls in flight, for [`kill_in_flight`].
+static IN_FLIGHT: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// A call's entry in [`IN_FLIGHT`], removed when the call returns.
+struct InFlight(Option<libc::pid_t>);
+
+impl InFlight {
+    fn register(child: &Child) -> InFlight {
+        let pid = libc::pid_t::try_from(child.id()).ok();
+        if let Some(pid) = pid {
+            IN_FLIGHT
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(pid);
+        }
+        InFlight(pid)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut calls = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        calls.retain(|&pid| Some(pid) != self.0);
+    }
+}
+
+/// SIGKILL every call still in flight (with what it started), for a run that ends while
+/// another thread waits on one: a pull the run no longer wants must not outlive moat.
+pub fn kill_in_flight() {
+    let calls = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    for &pid in calls.iter() {
+        // SAFETY: kill(2) on a process group whose leader is a child of ours that its call
+        // has not finished with (an entry leaves the list right after the reap).
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
 }
 
 /// SIGKILL the child's process group and reap the child without blocking the caller.

@@ -362,6 +362,10 @@ impl Runtime for Apple {
         }
     }
 
+    fn cancel_calls(&self) {
+        cli::kill_in_flight();
+    }
+
     fn list_managed(&self) -> Result<Vec<ManagedContainer>> {
         let what = "listing containers";
         let stdout = self
