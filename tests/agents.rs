@@ -37,6 +37,10 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+fn owned(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
 /// The stand-in's report: (argv after the program, API-key variable names it saw).
 fn report(out: &Output) -> (Vec<String>, Vec<String>) {
     let stdout = text(&out.stdout);
@@ -148,33 +152,36 @@ fn claude_noyolo_resume_and_continue() {
 #[test]
 fn codex_and_gemini_build_their_prompt_command_lines() {
     let env = moat();
-    let out = agent(
-        &env,
-        &["codex", "--image", AGENTS_IMAGE, "-p", "write tests"],
-        &[("OPENAI_API_KEY", "k"), ("ANTHROPIC_API_KEY", "no")],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        report(&out),
-        (
-            vec!["exec".into(), "write tests".into()],
-            vec!["OPENAI_API_KEY".into()]
-        )
-    );
-
-    let out = agent(
-        &env,
-        &["gemini", "--image", AGENTS_IMAGE, "-p", "hi"],
-        &[("GEMINI_API_KEY", "a"), ("GOOGLE_API_KEY", "b")],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        report(&out),
-        (
-            vec!["-p".into(), "hi".into()],
-            vec!["GEMINI_API_KEY".into(), "GOOGLE_API_KEY".into()]
-        )
-    );
+    /// An agent, its prompt and API-key variables; the argv and keys it must see.
+    struct Case {
+        name: &'static str,
+        prompt: &'static str,
+        vars: &'static [(&'static str, &'static str)],
+        argv: &'static [&'static str],
+        keys: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            name: "codex",
+            prompt: "write tests",
+            vars: &[("OPENAI_API_KEY", "k"), ("ANTHROPIC_API_KEY", "no")],
+            argv: &["exec", "write tests"],
+            keys: &["OPENAI_API_KEY"],
+        },
+        Case {
+            name: "gemini",
+            prompt: "hi",
+            vars: &[("GEMINI_API_KEY", "a"), ("GOOGLE_API_KEY", "b")],
+            argv: &["-p", "hi"],
+            keys: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        },
+    ];
+    for c in cases {
+        let args = [c.name, "--image", AGENTS_IMAGE, "-p", c.prompt];
+        let out = agent(&env, &args, c.vars);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(report(&out), (owned(c.argv), owned(c.keys)), "{}", c.name);
+    }
     // Flags another agent has are not this one's.
     for (name, flag) in [("codex", "--continue"), ("gemini", "--noyolo")] {
         let out = agent(&env, &[name, flag], &[]);

@@ -27,12 +27,11 @@ mod common;
 
 use common::{assert_code, stderr, stdout};
 
-use std::io::{BufRead, BufReader};
 use std::ops::Deref;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::live::Live;
 use common::{Env, IMAGE, Runtime, containers_for, remove_container};
 
 /// How long anything that starts a container may take (the stand-in costs a Python start
@@ -114,86 +113,6 @@ impl Apple {
     fn clear_calls(&self) {
         self.env.clear_standin_calls();
     }
-}
-
-/// A `moat` process whose stdout and stderr lines arrive on channels as it runs.
-struct Live {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Live {
-    fn spawn(mut cmd: Command) -> Live {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moat");
-        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
-        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
-        Live {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn expect_stdout(&self, line: &str) {
-        let got = self
-            .stdout
-            .recv_timeout(SLOW)
-            .unwrap_or_else(|e| panic!("no stdout line {line:?} from moat: {e}"));
-        assert_eq!(got, line);
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child's pid; it is still ours (not yet waited for).
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal})");
-    }
-
-    /// Waits (at most `timeout`, else kills moat and panics) for moat to exit; returns
-    /// its status and the rest of its stdout and stderr lines.
-    fn wait(mut self, timeout: Duration) -> (ExitStatus, Vec<String>, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("moat did not exit within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        (
-            status,
-            self.stdout.iter().collect(),
-            self.stderr.iter().collect(),
-        )
-    }
-
-    /// SIGKILLs moat (no cleanup, no final record) and reaps it, leaving an orphan.
-    fn kill_owner(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// The container of run `id`, from its record.
@@ -302,7 +221,7 @@ fn clean_reaps_a_kept_container_listed_by_the_cli() {
 #[test]
 fn moat_stop_ends_a_blocked_run_through_the_records_runtime() {
     let env = apple();
-    let (live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
+    let (mut live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
     env.clear_calls();
 
     // No --runtime, and a MOAT_RUNTIME that names the other runtime: the record decides.
@@ -364,7 +283,7 @@ fn moat_stop_ends_a_run_that_is_still_pulling() {
             "pulling",
         ])
         .args(["--", "true"]);
-    let live = Live::spawn(cmd);
+    let mut live = Live::spawn(cmd);
     common::wait_for("the pull to start", SLOW, || {
         env.calls()
             .iter()
@@ -497,7 +416,7 @@ fn transient_inspect_failures_never_end_a_run() {
 #[test]
 fn a_hung_container_stop_in_moat_stop_is_an_error_and_the_run_still_ends() {
     let env = apple();
-    let (live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
+    let (mut live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
     let sent = Instant::now();
     let stop = env.run_with(&[("STANDIN_HANG", "stop")], &["stop", "-t", "1", &id]);
     let took = sent.elapsed();
@@ -524,7 +443,7 @@ fn a_hung_container_stop_in_moat_stop_is_an_error_and_the_run_still_ends() {
 #[test]
 fn a_hung_container_stop_in_moat_run_is_an_error_and_the_run_still_ends() {
     let env = apple();
-    let (live, id) = env.start_ready(
+    let (mut live, id) = env.start_ready(
         &[("STANDIN_HANG", "stop")],
         &["--stop-timeout", "1"],
         "echo ready; exec sleep 1000",

@@ -16,8 +16,6 @@
 mod common;
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -199,26 +197,7 @@ impl PrivateEngine {
 
     /// One HTTP/1.0 request to this engine; the status and the body.
     fn request(&self, method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        let mut stream = UnixStream::connect(&self.sock)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
-        )?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no end of HTTP head"))?;
-        let head = String::from_utf8_lossy(&response[..split]);
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-        Ok((status, response[split + 4..].to_vec()))
+        common::socket_request(&self.sock, method, path, None)
     }
 
     /// Every container (running or not) of this engine labelled `moat.managed=true`, as

@@ -13,14 +13,12 @@ mod common;
 use common::{assert_code, stderr, stdout};
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::JoinHandle;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::live::Live;
 use common::{
     Env, IMAGE, Runtime, containers_for, containers_labelled, inspect_container, moat,
     remove_container, start_labelled_container, wait_for,
@@ -40,108 +38,6 @@ fn run_without_engine(env: &Env, args: &[&str]) -> Output {
         .expect("spawn moat")
 }
 
-/// A `moat` process whose stdout lines arrive on a channel as it runs. If the test fails
-/// while it is still running, it gets a SIGTERM so moat cleans its container up.
-struct Live {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-    reaped: bool,
-}
-
-impl Live {
-    fn spawn(mut cmd: Command) -> Live {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moat");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut err = child.stderr.take().expect("stderr piped");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        Live {
-            child,
-            stdout: rx,
-            stderr: Some(stderr),
-            reaped: false,
-        }
-    }
-
-    /// Waits for the next stdout line, which must be `line`.
-    #[track_caller]
-    fn expect_stdout(&self, line: &str) {
-        let got = self
-            .stdout
-            .recv_timeout(LONG)
-            .unwrap_or_else(|e| panic!("no stdout line {line:?} from moat: {e}"));
-        assert_eq!(got, line);
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.child.id()).expect("pid fits")
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child, not yet waited for, so its pid is still ours.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Waits until `deadline` (else kills moat and panics) for moat to exit; returns its
-    /// status, the rest of its stdout lines and its whole stderr.
-    fn wait_until(&mut self, deadline: Instant) -> (ExitStatus, Vec<String>, String) {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.reaped = true;
-                panic!("moat (pid {}) did not exit in time", self.child.id());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.reaped = true;
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().expect("stderr reader"))
-            .unwrap_or_default();
-        (status, self.stdout.try_iter().collect(), err)
-    }
-
-    fn wait(&mut self) -> (ExitStatus, Vec<String>, String) {
-        self.wait_until(Instant::now() + LONG)
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        if !self.reaped && self.running() {
-            self.signal(libc::SIGTERM);
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Spawns `moat run --image IMAGE EXTRA... -- COMMAND...`.
 fn spawn_run(env: &Env, extra: &[&str], command: &[&str]) -> Live {
     let mut cmd = env.cmd();
@@ -150,19 +46,12 @@ fn spawn_run(env: &Env, extra: &[&str], command: &[&str]) -> Live {
     Live::spawn(cmd)
 }
 
-/// The record of the newest run named `name`, if there is one yet.
-fn record_named(env: &Env, name: &str) -> Option<Value> {
-    env.records()
-        .into_iter()
-        .filter(|r| r["name"] == name)
-        .max_by_key(|r| r["created_at"].as_str().unwrap_or_default().to_string())
-}
-
 /// Waits until the run named `name` is in one of `states`; returns its record.
 #[track_caller]
 fn wait_state(env: &Env, name: &str, states: &[&str]) -> Value {
     wait_for(&format!("run {name} in state {states:?}"), LONG, || {
-        record_named(env, name).filter(|r| states.iter().any(|s| r["state"] == *s))
+        env.record_named(name)
+            .filter(|r| states.iter().any(|s| r["state"] == *s))
     })
 }
 
@@ -377,7 +266,7 @@ fn stop_from_another_process_ends_the_run_and_both_agree() {
 
     // Within the stop timeout (10 s) plus a moment.
     let (status, _, a_err) = a.wait_until(started + Duration::from_millis(10_500));
-    assert_eq!(status.code(), Some(143), "moat run stderr: {a_err}");
+    assert_eq!(status.code(), Some(143), "moat run stderr: {a_err:?}");
     assert!(containers_for(&id).is_empty(), "container left for {id}");
     let ready = log_lines(&env, &id)
         .iter()
@@ -461,7 +350,7 @@ fn race_once(env: &Env, name: &str, when: When) -> String {
         When::Immediately => {}
         When::RecordExists => {
             wait_for(&format!("record of {name}"), LONG, || {
-                record_named(env, name)
+                env.record_named(name)
             });
         }
         When::Running => {
@@ -485,8 +374,8 @@ fn race_once(env: &Env, name: &str, when: When) -> String {
         std::thread::sleep(Duration::from_millis(10));
     };
     // When B returns, the record is final already.
-    let at_b = record_named(env, name);
-    let (status, _, a_err) = a.wait();
+    let at_b = env.record_named(name);
+    let (status, _, a_err) = a.wait(LONG);
     let ctx = format!("{name} ({when:?})");
     if b.status.code() == Some(0) {
         let at_b = at_b.unwrap_or_else(|| panic!("{ctx}: no record after moat stop"));
@@ -502,7 +391,9 @@ fn race_once(env: &Env, name: &str, when: When) -> String {
         stdout(&b),
         stderr(&b)
     );
-    let record = record_named(env, name).unwrap_or_else(|| panic!("{ctx}: no record"));
+    let record = env
+        .record_named(name)
+        .unwrap_or_else(|| panic!("{ctx}: no record"));
     let id = id_of(&record);
     let b_out = stdout(&b);
     assert!(
@@ -581,7 +472,7 @@ fn a_stop_at_the_start_of_a_long_command_is_never_lost() {
                     // Half the stops while the run starts, half the moment it runs.
                     let when = if i % 2 == 0 {
                         wait_for(&format!("record of {name}"), LONG, || {
-                            record_named(&env, &name)
+                            env.record_named(&name)
                         });
                         When::RecordExists
                     } else {
@@ -599,7 +490,7 @@ fn a_stop_at_the_start_of_a_long_command_is_never_lost() {
                         took < Duration::from_secs(8),
                         "{ctx}: moat stop took {took:?}"
                     );
-                    let record = record_named(&env, &name).expect("record");
+                    let record = env.record_named(&name).expect("record");
                     assert_eq!(record["state"], "stopped", "{ctx}: {record:#}");
                     assert_eq!(record["stop_reason"], "moat stop", "{ctx}: {record:#}");
                     // 143: the SIGTERM (or a stop before the start); 137: the kill after
@@ -652,7 +543,7 @@ fn stop_without_argument_stops_the_newest_running_run() {
     let out = env.run(&["stop"]);
     assert_code(&out, 0);
     assert_eq!(stdout(&out), format!("Run {newer_id} stopped\n"));
-    assert_eq!(newer.wait().0.code(), Some(143));
+    assert_eq!(newer.wait(LONG).0.code(), Some(143));
     assert_eq!(env.record(&newer_id)["state"], "stopped");
     assert_eq!(env.record(&older_id)["state"], "running");
     assert!(older.running(), "the older run was stopped too");
@@ -660,7 +551,7 @@ fn stop_without_argument_stops_the_newest_running_run() {
     let out = env.run(&["stop"]);
     assert_code(&out, 0);
     assert_eq!(stdout(&out), format!("Run {older_id} stopped\n"));
-    assert_eq!(older.wait().0.code(), Some(143));
+    assert_eq!(older.wait(LONG).0.code(), Some(143));
 
     // Nothing left running: an error, not a hang.
     let out = env.run(&["stop"]);
@@ -670,17 +561,23 @@ fn stop_without_argument_stops_the_newest_running_run() {
 
 // ---- orphans (the owner died) ------------------------------------------------------------
 
-#[test]
-fn orphaned_run_is_listed_and_stopped() {
-    let env = moat();
-    let mut a = spawn_run(&env, &["-n", "orphan"], &["sleep", "1000"]);
-    let id = wait_running(&env, "orphan");
-    a.signal(libc::SIGKILL);
-    a.wait();
+/// Starts run `name` of `command`, waits until it runs, then SIGKILLs its `moat run`:
+/// an orphan whose container lives on. Returns the run ID and the container.
+fn orphan(env: &Env, name: &str, command: &[&str]) -> (String, String) {
+    let a = spawn_run(env, &["-n", name], command);
+    let id = wait_running(env, name);
+    a.kill_owner();
     let container = env.record(&id)["container_id"]
         .as_str()
         .expect("container_id")
         .to_string();
+    (id, container)
+}
+
+#[test]
+fn orphaned_run_is_listed_and_stopped() {
+    let env = moat();
+    let (id, container) = orphan(&env, "orphan", &["sleep", "1000"]);
     assert_eq!(container_status(&container).as_deref(), Some("running"));
 
     let list = env.run(&["list"]);
@@ -713,14 +610,7 @@ fn orphaned_run_is_listed_and_stopped() {
 #[test]
 fn orphaned_run_that_ended_gets_its_real_exit_code() {
     let env = moat();
-    let mut a = spawn_run(&env, &["-n", "orphan4"], &["sh", "-c", "sleep 2; exit 4"]);
-    let id = wait_running(&env, "orphan4");
-    a.signal(libc::SIGKILL);
-    a.wait();
-    let container = env.record(&id)["container_id"]
-        .as_str()
-        .expect("container_id")
-        .to_string();
+    let (id, container) = orphan(&env, "orphan4", &["sh", "-c", "sleep 2; exit 4"]);
     wait_for("the orphaned command to end", LONG, || {
         (container_status(&container).as_deref() != Some("running")).then_some(())
     });
@@ -759,14 +649,7 @@ fn orphaned_run_that_ended_gets_its_real_exit_code() {
 #[test]
 fn orphaned_run_whose_container_vanished_is_failed() {
     let env = moat();
-    let mut a = spawn_run(&env, &["-n", "vanished"], &["sleep", "1000"]);
-    let id = wait_running(&env, "vanished");
-    a.signal(libc::SIGKILL);
-    a.wait();
-    let container = env.record(&id)["container_id"]
-        .as_str()
-        .expect("container_id")
-        .to_string();
+    let (id, container) = orphan(&env, "vanished", &["sleep", "1000"]);
     remove_container(&container);
 
     let out = env.run(&["list", "--json"]);
@@ -800,20 +683,20 @@ fn logs_follow_tail_streams_and_timestamps() {
         follow.expect_stdout(&i.to_string());
     }
     // The follower shows output while the run is live, and keeps following.
-    let record = record_named(&env, "counter").expect("record");
+    let record = env.record_named("counter").expect("record");
     assert_eq!(record["state"], "running", "{record:#}");
     assert!(follow.running(), "logs -f exited while the run was live");
     std::fs::write(env.ws.join("go"), b"").expect("write go file");
     for i in 26..=50 {
         follow.expect_stdout(&i.to_string());
     }
-    let (status, rest, err) = follow.wait();
-    assert_eq!(status.code(), Some(0), "logs -f stderr: {err}");
+    let (status, rest, err) = follow.wait(LONG);
+    assert_eq!(status.code(), Some(0), "logs -f stderr: {err:?}");
     assert!(rest.is_empty(), "logs -f printed more: {rest:?}");
-    assert_eq!(err, "");
-    assert_eq!(a.wait().0.code(), Some(0));
+    assert_eq!(err, Vec::<String>::new());
+    assert_eq!(a.wait(LONG).0.code(), Some(0));
     // logs -f returned once the run had ended.
-    let record = record_named(&env, "counter").expect("record");
+    let record = env.record_named("counter").expect("record");
     assert_eq!(record["state"], "stopped");
     let expected: String = (1..=50).map(|i| format!("{i}\n")).collect();
 
@@ -942,9 +825,9 @@ fn wait_returns_the_exit_code_of_live_and_finished_runs() {
         std::fs::write(env.ws.join(format!("go-{name}")), b"").expect("write go file");
     }
     for ((w, r), (name, _, code)) in waits.iter_mut().zip(&mut runs).zip(&cases) {
-        let (status, _, err) = w.wait();
-        assert_eq!(status.code(), Some(*code), "moat wait {name}: {err}");
-        assert_eq!(r.wait().0.code(), Some(*code), "moat run {name}");
+        let (status, _, err) = w.wait(LONG);
+        assert_eq!(status.code(), Some(*code), "moat wait {name}: {err:?}");
+        assert_eq!(r.wait(LONG).0.code(), Some(*code), "moat run {name}");
     }
 
     // A finished run: at once.
@@ -1191,7 +1074,7 @@ fn destroy_refuses_a_live_run_unless_forced() {
     assert_code(&out, 0);
     assert!(!env.runs_dir().join(&id).exists(), "record kept");
     assert!(containers_for(&id).is_empty(), "container kept");
-    assert_eq!(a.wait().0.code(), Some(143));
+    assert_eq!(a.wait(LONG).0.code(), Some(143));
     assert!(
         !env.runs_dir().join(&id).exists(),
         "the owner wrote the record back"
@@ -1240,8 +1123,8 @@ fn clean_removes_finished_runs_and_orphan_containers_only() {
     ));
     let mut live = spawn_run(&env, &["-n", "live"], &["sleep", "1000"]);
     let live_id = wait_running(&env, "live");
-    let ok_id = id_of(&record_named(&env, "ok").expect("ok"));
-    let bad_id = id_of(&record_named(&env, "bad").expect("bad"));
+    let ok_id = id_of(&env.record_named("ok").expect("ok"));
+    let bad_id = id_of(&env.record_named("bad").expect("bad"));
 
     // Containers made behind moat's back: one of this store's, with an unknown run; one
     // of another store's.
@@ -1343,7 +1226,7 @@ fn clean_removes_finished_runs_and_orphan_containers_only() {
     );
 
     assert_code(&env.run(&["stop", &live_id]), 0);
-    assert_eq!(live.wait().0.code(), Some(143));
+    assert_eq!(live.wait(LONG).0.code(), Some(143));
 }
 
 // ---- usage errors ----------------------------------------------------------------------------

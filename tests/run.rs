@@ -11,11 +11,11 @@ mod common;
 
 use common::{assert_code, stderr, stdout};
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::io::Write;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::live::Live;
 use common::{Env, IMAGE, Runtime, containers_for, is_rfc3339_ms, moat};
 use serde_json::Value;
 
@@ -32,96 +32,6 @@ fn assert_fails_with(env: &Env, extra: &[&str], command: &[&str], code: i32) {
     let record = env.record(&env.only_run_id());
     assert_eq!(record["state"], "failed", "{record:#}");
     assert_eq!(record["exit_code"], code, "{record:#}");
-}
-
-/// A `moat` process whose stdout and stderr lines arrive on channels as it runs.
-struct Live {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Live {
-    fn spawn(mut cmd: Command) -> Live {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moat");
-        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
-        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
-        Live {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits for the next stdout line, which must be `line`.
-    fn expect_stdout(&self, line: &str) {
-        let got = self
-            .stdout
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("no stdout line {line:?} from moat: {e}"));
-        assert_eq!(got, line);
-    }
-
-    /// Waits for a stderr line containing `text`; returns it.
-    fn expect_stderr(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let got = self
-                .stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no stderr line with {text:?} from moat: {e}"));
-            if got.contains(text) {
-                return got;
-            }
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child's pid; it is still ours (not yet waited for).
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal})");
-    }
-
-    /// Waits (at most `timeout`, else kills moat and panics) for moat to exit; returns
-    /// its status and the rest of its stdout and stderr lines.
-    fn wait(mut self, timeout: Duration) -> (ExitStatus, Vec<String>, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("moat did not exit within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        (
-            status,
-            self.stdout.iter().collect(),
-            self.stderr.iter().collect(),
-        )
-    }
-}
-
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Peak RSS in kB from `/usr/bin/time -v` output.
@@ -431,7 +341,7 @@ fn piped_stdin_reaches_the_command() {
     cmd.args(["run", "--image", IMAGE, "--", "cat"])
         .stdin(Stdio::piped());
     let mut live = Live::spawn(cmd);
-    let mut stdin = live.child.stdin.take().expect("stdin piped");
+    let mut stdin = live.take_stdin();
     stdin.write_all(b"hi\n").expect("write stdin");
     drop(stdin); // EOF ends cat
     let (status, out, err) = live.wait(Duration::from_secs(30));
@@ -457,7 +367,7 @@ fn start_ready(env: &Env, extra: &[&str], script: &str) -> Live {
 #[test]
 fn sigint_stops_the_run_and_exits_130() {
     let env = moat();
-    let live = start_ready(&env, &[], "echo ready; exec sleep 1000");
+    let mut live = start_ready(&env, &[], "echo ready; exec sleep 1000");
     let id = env.only_run_id();
     // Output can overtake the record write; the record must say running soon after.
     common::wait_for("state running", Duration::from_secs(10), || {
@@ -487,7 +397,7 @@ fn sigint_stops_the_run_and_exits_130() {
 #[test]
 fn sigterm_stops_the_run_and_exits_143() {
     let env = moat();
-    let live = start_ready(&env, &[], "echo ready; exec sleep 1000");
+    let mut live = start_ready(&env, &[], "echo ready; exec sleep 1000");
     live.signal(libc::SIGTERM);
     let (status, _, _) = live.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(143));
@@ -501,7 +411,7 @@ fn sigterm_stops_the_run_and_exits_143() {
 #[test]
 fn stop_timeout_kills_a_command_that_ignores_sigterm() {
     let env = moat();
-    let live = start_ready(
+    let mut live = start_ready(
         &env,
         &["--stop-timeout", "1"],
         "trap '' TERM; echo ready; exec sleep 1000",
@@ -523,7 +433,7 @@ fn stop_timeout_kills_a_command_that_ignores_sigterm() {
 #[test]
 fn second_sigint_kills_at_once() {
     let env = moat();
-    let live = start_ready(
+    let mut live = start_ready(
         &env,
         &["--stop-timeout", "30"],
         "trap '' TERM; echo ready; exec sleep 1000",

@@ -60,19 +60,11 @@ fn run_command(env: &Env, extra: &[&str], command: &[&str]) -> Command {
     cmd
 }
 
-/// The newest record named `name`, if any.
-fn record_named(env: &Env, name: &str) -> Option<Value> {
-    env.records()
-        .into_iter()
-        .filter(|r| r["name"] == name)
-        .max_by_key(|r| r["created_at"].as_str().unwrap_or_default().to_string())
-}
-
 /// Waits until run `name` is `running`; returns its record.
 #[track_caller]
 fn wait_running(env: &Env, name: &str) -> Value {
     wait_for(&format!("run {name} running"), LONG, || {
-        record_named(env, name).filter(|r| r["state"] == "running")
+        env.record_named(name).filter(|r| r["state"] == "running")
     })
 }
 
@@ -582,7 +574,7 @@ fn finished_run(env: &Env, name: &str, command: &[&str]) -> String {
         .output()
         .expect("spawn moat");
     assert_code(&out, 0);
-    id_of(&record_named(env, name).expect("record of a finished run"))
+    id_of(&env.record_named(name).expect("record of a finished run"))
 }
 
 #[test]
@@ -685,7 +677,7 @@ fn a_new_run_works_after_an_owner_died_holding_its_locks() {
         .expect("spawn moat");
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "after\n");
-    let after = record_named(&env, "after").expect("record of the new run");
+    let after = env.record_named("after").expect("record of the new run");
     assert_eq!(after["state"], "stopped", "{after:#}");
     assert_eq!(env.joined(&id_of(&after), "stdout"), b"after\n");
 
@@ -754,7 +746,7 @@ fn env_values_never_reach_the_disk_and_records_are_private() {
     .expect("spawn moat");
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "secret-ok\n");
-    let id = id_of(&record_named(&env, "secret").expect("record"));
+    let id = id_of(&env.record_named("secret").expect("record"));
     assert_eq!(env.record(&id)["env"], serde_json::json!(["SECRET"]));
 
     let runs = env.runs_dir();

@@ -132,6 +132,22 @@ pub trait OutputSource: Send {
     }
 }
 
+/// A TTY session's output: raw bytes, one stream, until `R` ends.
+pub struct RawOutput<R>(pub R);
+
+impl<R: io::Read + Send> OutputSource for RawOutput<R> {
+    fn next_chunk(&mut self, buf: &mut [u8]) -> io::Result<Option<(Stream, usize)>> {
+        loop {
+            match self.0.read(buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => return Ok(Some((Stream::Tty, n))),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// The container's stdin.
 pub trait StdinSink: io::Write + Send {
     /// Close the container's stdin (the command sees end of file).

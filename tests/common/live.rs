@@ -1,9 +1,11 @@
-//! A program (usually `moat`) running in the background with both outputs captured as
-//! raw bytes, readable while they grow: for tests that act on a run at a given point of
-//! its output (signal it, stop it, kill its engine) and then check everything it printed.
+//! A program (usually `moat`) running in the background with both outputs captured, as
+//! raw bytes readable while they grow ([`Spawned`]) or as lines on channels ([`Live`]):
+//! for tests that act on a run at a given point of its output (signal it, stop it, kill
+//! its engine) and then check everything it printed.
 
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -155,4 +157,134 @@ impl Spawned {
         };
         (status, out.finish(), err.finish())
     }
+}
+
+/// How long [`Live::expect_stdout`] and [`Live::expect_stderr`] wait for a line.
+const LINE_WAIT: Duration = Duration::from_secs(60);
+
+/// A `moat` process whose stdout and stderr lines arrive on channels as it runs. If the
+/// test fails while it still runs, [`Reaped`] stops it, so moat removes its container.
+pub struct Live {
+    child: Reaped,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Live {
+    pub fn spawn(mut cmd: Command) -> Live {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn moat");
+        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
+        Live {
+            child: Reaped(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the next stdout line, which must be `line`.
+    #[track_caller]
+    pub fn expect_stdout(&self, line: &str) {
+        let got = self
+            .stdout
+            .recv_timeout(LINE_WAIT)
+            .unwrap_or_else(|e| panic!("no stdout line {line:?} from moat: {e}"));
+        assert_eq!(got, line);
+    }
+
+    /// Waits for a stderr line containing `text`; returns it.
+    #[track_caller]
+    pub fn expect_stderr(&self, text: &str) -> String {
+        let deadline = Instant::now() + LINE_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = self
+                .stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no stderr line with {text:?} from moat: {e}"));
+            if got.contains(text) {
+                return got;
+            }
+        }
+    }
+
+    /// moat's stdin, for a `cmd` spawned with it piped.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.child.0.stdin.take().expect("stdin piped")
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        libc::pid_t::try_from(self.child.0.id()).expect("pid fits")
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child, not yet waited for, so its pid is still ours.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.0.try_wait().expect("try_wait").is_none()
+    }
+
+    /// [`Live::wait_until`] `timeout` from now.
+    pub fn wait(&mut self, timeout: Duration) -> (ExitStatus, Vec<String>, Vec<String>) {
+        self.wait_until(Instant::now() + timeout)
+    }
+
+    /// Waits until `deadline` (else kills moat and panics) for moat to exit; returns its
+    /// status and the rest of its stdout and stderr lines.
+    pub fn wait_until(&mut self, deadline: Instant) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let status = loop {
+            if let Some(status) = self.child.0.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.0.kill();
+                let _ = self.child.0.wait();
+                panic!("moat (pid {}) did not exit in time", self.child.0.id());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The pipes close with moat; a moment more in case something it left holds them.
+        let rest = Instant::now() + Duration::from_secs(5);
+        (
+            status,
+            lines_until(&self.stdout, rest),
+            lines_until(&self.stderr, rest),
+        )
+    }
+
+    /// SIGKILLs moat (no cleanup, no final record) and reaps it, leaving an orphan.
+    pub fn kill_owner(mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+}
+
+/// The lines of `reader`, sent on a channel by a thread as they arrive.
+fn lines_of(reader: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The lines `rx` still delivers before its sender is gone or `deadline` passes.
+fn lines_until(rx: &Receiver<String>, deadline: Instant) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        lines.push(line);
+    }
+    lines
 }

@@ -231,6 +231,14 @@ impl Env {
             .collect()
     }
 
+    /// The record of the newest run named `name`, if there is one yet.
+    pub fn record_named(&self, name: &str) -> Option<Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["name"] == name)
+            .max_by_key(|r| r["created_at"].as_str().unwrap_or_default().to_string())
+    }
+
     /// The metadata of run `id`.
     pub fn record(&self, id: &str) -> Value {
         read_json(&self.runs_dir().join(id).join("metadata.json"))
@@ -389,9 +397,20 @@ pub fn docker_request_json(
     path: &str,
     body: Option<&Value>,
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    socket_request(&docker_socket(), method, path, body)
+}
+
+/// One HTTP/1.0 request to the engine at `socket`; the status and the body.
+pub fn socket_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let body = body.map(Value::to_string).unwrap_or_default();
-    let mut stream = UnixStream::connect(docker_socket())?;
+    let mut stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let content_type = if body.is_empty() {
         ""
     } else {

@@ -138,9 +138,7 @@ impl Apple {
         inspect::inspect_state(&out.stdout, id)
             .map_err(|e| Err(Error::new(ErrorKind::Other, what, e)))
     }
-}
 
-impl Apple {
     /// Wait until the container runs, or the attached `container start` has ended (then
     /// its exit is handed on in a new channel, since it was taken from `exit`).
     ///
@@ -150,15 +148,9 @@ impl Apple {
     /// poll; after [`START_DEADLINE`] moat goes on without knowing.
     fn wait_until_running(&self, id: &str, exit: Receiver<Result<i32>>) -> Receiver<Result<i32>> {
         let started = Instant::now();
+        // Pause first: the CLI has only just been spawned, so an inspect now would only
+        // find the container not started yet.
         for attempt in 0.. {
-            match self.inspect_once(id) {
-                Ok(ContainerState::Running) => {
-                    log::debug!("container {id} runs after {:?}", started.elapsed());
-                    return exit;
-                }
-                Ok(state) => log::debug!("container {id} not running yet: {state:?}"),
-                Err(Ok(e) | Err(e)) => log::debug!("inspect while starting {id}: {e}"),
-            }
             let pause = START_POLL[attempt.min(START_POLL.len() - 1)];
             match exit.recv_timeout(pause) {
                 Ok(result) => {
@@ -169,6 +161,14 @@ impl Apple {
                 }
                 Err(RecvTimeoutError::Disconnected) => return exit,
                 Err(RecvTimeoutError::Timeout) => {}
+            }
+            match self.inspect_once(id) {
+                Ok(ContainerState::Running) => {
+                    log::debug!("container {id} runs after {:?}", started.elapsed());
+                    return exit;
+                }
+                Ok(state) => log::debug!("container {id} not running yet: {state:?}"),
+                Err(Ok(e) | Err(e)) => log::debug!("inspect while starting {id}: {e}"),
             }
             if started.elapsed() > START_DEADLINE {
                 break;

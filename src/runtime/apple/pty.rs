@@ -10,8 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use crate::runtime::{Error, ErrorKind, OutputSource, Resizer, Result, StdinSink};
-use crate::stream::Stream;
+use crate::runtime::{Error, ErrorKind, RawOutput, Resizer, Result, StdinSink};
 
 /// A pseudo-terminal pair, both ends close-on-exec (the child gets dups of the slave).
 pub struct Pty {
@@ -76,13 +75,13 @@ impl Pty {
     }
 
     /// Moat's ends of the session, each on its own dup of the master.
-    pub fn into_ends(self) -> io::Result<(PtyOutput, PtyStdin, PtyResizer)> {
+    pub fn into_ends(self) -> io::Result<(RawOutput<PtyMaster>, PtyStdin, PtyResizer)> {
         let Pty { master, slave } = self;
         // moat's copy of the slave must go, or reads of the master never see its end.
         drop(slave);
         let input = PtyStdin(File::from(master.try_clone()?));
         let resizer = PtyResizer(master.try_clone()?);
-        Ok((PtyOutput(File::from(master)), input, resizer))
+        Ok((RawOutput(PtyMaster(File::from(master))), input, resizer))
     }
 }
 
@@ -115,20 +114,16 @@ pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
     Ok(())
 }
 
-/// The session's output: raw bytes from the master. When the child and everything that
-/// shares its terminal have exited, reads fail with EIO (Linux) or return 0 (macOS): the end.
-pub struct PtyOutput(File);
+/// The master, read for the session's output. When the child and everything that shares
+/// its terminal have exited, reads fail with EIO (Linux) or return 0 (macOS): both are
+/// its end.
+pub struct PtyMaster(File);
 
-impl OutputSource for PtyOutput {
-    fn next_chunk(&mut self, buf: &mut [u8]) -> io::Result<Option<(Stream, usize)>> {
-        loop {
-            match self.0.read(buf) {
-                Ok(0) => return Ok(None),
-                Ok(n) => return Ok(Some((Stream::Tty, n))),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(None),
-                Err(e) => return Err(e),
-            }
+impl Read for PtyMaster {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buf) {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            other => other,
         }
     }
 }
@@ -170,6 +165,8 @@ impl Resizer for PtyResizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::OutputSource;
+    use crate::stream::Stream;
 
     #[test]
     fn a_child_on_the_pty_sees_a_terminal_of_the_given_size() {

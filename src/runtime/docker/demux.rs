@@ -120,22 +120,6 @@ impl<R: Read + Send> OutputSource for Demux<R> {
     }
 }
 
-/// A TTY session's output: raw bytes, one stream.
-pub struct Raw<R>(pub R);
-
-impl<R: Read + Send> OutputSource for Raw<R> {
-    fn next_chunk(&mut self, buf: &mut [u8]) -> io::Result<Option<(Stream, usize)>> {
-        loop {
-            match self.0.read(buf) {
-                Ok(0) => return Ok(None),
-                Ok(n) => return Ok(Some((Stream::Tty, n))),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,7 +251,7 @@ impl Runtime for Docker {
             stream,
         };
         let output: Box<dyn super::OutputSource> = if opts.tty {
-            Box::new(demux::Raw(reader))
+            Box::new(super::RawOutput(reader))
         } else {
             Box::new(demux::Demux::new(reader))
         };
