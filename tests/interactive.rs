@@ -64,31 +64,25 @@ impl Session {
     /// The stand-in cannot size the TTY before the start as Apple's CLI does: it is
     /// `docker start --attach`, whose CLI sizes the TTY just after the start (the engine
     /// refuses to resize a container that is not running). So the shell can get a SIGWINCH
-    /// after its first prompt, and its line editor then redraws the line being typed,
-    /// splitting the echo the tests expect. A command whose output is unlike its echo
-    /// (`echo sett''led-N`) is typed until `stty size` before it shows the size: from then
-    /// on no SIGWINCH is pending. The size itself is asserted where a test is about it.
+    /// after its first prompt. `stty size` is asked until it shows the size: from then on
+    /// no SIGWINCH is pending. The size itself is asserted where a test is about it.
     fn first_prompt(&mut self) {
         self.prompt(SLOW);
         if common::runtime() != Runtime::Apple {
             return;
         }
-        let want = format!("\n{} {}\r\n", self.size.0, self.size.1);
+        let want = format!("{} {}", self.size.0, self.size.1);
         let deadline = Instant::now() + QUICK;
         let mut seen = Vec::new();
-        for n in 0.. {
-            self.pty.send(format!("stty size; echo sett''led-{n}\r"));
-            let out = self.pty.expect(format!("settled-{n}\r\n"), QUICK);
-            self.prompt(QUICK);
-            let out = String::from_utf8_lossy(&out).into_owned();
-            if out.contains(&want) {
+        loop {
+            let size = one_line(self, "stty size");
+            if size == want {
                 return;
             }
-            seen.push(out);
+            seen.push(size);
             assert!(
                 Instant::now() < deadline,
-                "the container's TTY never got the size {:?}: {seen:?}",
-                self.size
+                "the container's TTY never got the size {want}: {seen:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -185,12 +179,14 @@ fn assert_record(record: &Value, state: &str, exit_code: Option<i64>, stop_reaso
 }
 
 /// Types `command` at the shell's prompt and returns the line it prints (without
-/// `\r\n`), once the shell prompts again (input typed earlier would be echoed twice: by
-/// the container's TTY, then by the shell's line editor).
+/// `\r\n`), once the shell prompts again.
+///
+/// The output is found by a marker the shell computes (`=42=` from `=$((6*7))=`), never by
+/// the echo of the typed line: a SIGWINCH (after a resize) makes the line editor redraw the
+/// line while it is being typed, which splits its echo anywhere.
 fn one_line(s: &mut Session, command: &str) -> String {
-    s.pty.send(format!("{command}\r"));
-    // The shell echoes the typed line, then the command prints its line.
-    s.pty.expect(format!("{command}\r\n"), QUICK);
+    s.pty.send(format!("echo \"=$((6*7))=$({command})\"\r"));
+    s.pty.expect("=42=", QUICK);
     let line = s.pty.expect("\r\n", QUICK);
     s.prompt(QUICK);
     String::from_utf8_lossy(&line[..line.len() - 2]).into_owned()
@@ -389,7 +385,7 @@ fn ctrl_slash_twice_sends_one_literal_and_the_session_goes_on() {
         "od saw other bytes: {line:?}"
     );
     s.prompt(QUICK);
-    assert_line(&mut s, "echo al''ive", "alive");
+    assert_line(&mut s, "echo alive", "alive");
     s.pty.send("exit\r");
     let status = s.finish(QUICK);
     s.assert_code(status, 0);
@@ -413,7 +409,7 @@ fn ctrl_c_interrupts_the_command_inside_and_the_session_goes_on() {
     // The container's TTY echoes `^C`; then the shell prompts again.
     s.pty.expect("^C", QUICK);
     s.prompt(QUICK);
-    assert_line(&mut s, "echo al''ive", "alive");
+    assert_line(&mut s, "echo alive", "alive");
     assert!(
         sent.elapsed() < Duration::from_secs(5),
         "Ctrl-C took {:?} to get the shell back",
