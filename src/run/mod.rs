@@ -396,6 +396,11 @@ impl Run {
         };
         if let Some(ending) = abort {
             self.runtime.cancel_calls();
+            if progress {
+                // The pull's progress line is drawn without its newline: end it, so
+                // that the shell's prompt does not land on it.
+                eprintln!();
+            }
             return Err(ending);
         }
         if self.stop_requested() {

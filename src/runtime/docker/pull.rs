@@ -45,8 +45,14 @@ pub fn pull(client: &Client, image: &str, show_progress: bool) -> Result<()> {
     let response = client.open(&what, "POST", &path, None, Some(PULL_DEADLINE))?;
     let reader = BufReader::new(response.into_body().into_reader());
     let stderr = std::io::stderr();
+    // A progress line is drawn without its newline; an error ends it first, so that the
+    // error is a line of its own.
+    let mut drawn = false;
     for line in reader.lines() {
         let line = line.map_err(|e| {
+            if drawn {
+                eprintln!();
+            }
             Error::new(
                 ErrorKind::ConnectionLost,
                 what.as_str(),
@@ -57,9 +63,13 @@ pub fn pull(client: &Client, image: &str, show_progress: bool) -> Result<()> {
             continue;
         };
         if let Some(error) = msg.error {
+            if drawn {
+                eprintln!();
+            }
             return Err(Error::new(ErrorKind::NotFound, what.as_str(), error));
         }
         if show_progress {
+            drawn = true;
             let mut err = stderr.lock();
             let text = [msg.id, msg.status, msg.progress]
                 .into_iter()
