@@ -271,6 +271,18 @@ fn a_pull_failing_on_a_terminal_tells_its_error_on_a_line_of_its_own() {
     );
 }
 
+/// A registry whose blobs hang, the image to pull from it, and the command of a run named
+/// `pulling` of that image: the run stays pulling until it is stopped.
+fn hanging_pull(env: &Env) -> (Registry, Pulled, Command) {
+    let registry = Registry::start(&["--hang-blobs"]);
+    let image = Pulled::new(registry.reference(env));
+    let mut cmd = env.cmd();
+    cmd.args([
+        "run", "-n", "pulling", "--image", &image.0, "--", "sleep", "60",
+    ]);
+    (registry, image, cmd)
+}
+
 /// `moat stop` from elsewhere ends a run whose image is still downloading (the registry
 /// sends half of each blob, then nothing) at once (the owner looks at its record every
 /// 200 ms while it pulls), the way a stop before the start does: 143, `stopped` by
@@ -278,13 +290,7 @@ fn a_pull_failing_on_a_terminal_tells_its_error_on_a_line_of_its_own() {
 #[test]
 fn moat_stop_ends_a_run_that_is_still_pulling() {
     let env = docker();
-    let registry = Registry::start(&["--hang-blobs"]);
-    let image = Pulled::new(registry.reference(&env));
-
-    let mut cmd = env.cmd();
-    cmd.args([
-        "run", "-n", "pulling", "--image", &image.0, "--", "sleep", "60",
-    ]);
+    let (registry, image, cmd) = hanging_pull(&env);
     let mut live = Live::spawn(cmd);
     // The pull is under way once the engine is downloading the layer.
     registry.expect(&format!("hang {}", registry.layers[0]));
@@ -330,13 +336,7 @@ fn moat_stop_ends_a_run_that_is_still_pulling() {
 #[test]
 fn a_stop_during_a_pull_on_a_terminal_ends_the_progress_line() {
     let env = docker();
-    let registry = Registry::start(&["--hang-blobs"]);
-    let image = Pulled::new(registry.reference(&env));
-
-    let mut cmd = env.cmd();
-    cmd.args([
-        "run", "-n", "pulling", "--image", &image.0, "--", "sleep", "60",
-    ]);
+    let (registry, image, cmd) = hanging_pull(&env);
     let mut pty = Pty::spawn(cmd, 24, 200);
     pty.expect(format!("Pulling image {}...\r\n", image.0), SLOW);
     registry.expect(&format!("hang {}", registry.layers[0]));
