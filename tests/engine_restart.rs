@@ -549,8 +549,20 @@ fn engine_killed_during_a_run_ends_it_with_a_clear_error() {
     // killed dockerd's containerd lives on, and a new dockerd does not always manage to
     // reconnect to it (seen: "containerd is still running", then dial timeouts until it
     // gives up); a host that lost its engine this way restarts the whole of it, so the
-    // test does too.
+    // test does too. A killed containerd can linger for a moment as a zombie, which its
+    // pid file still names as running (seen in a soak: "containerd is still running", then
+    // "timeout waiting for containerd to start"); without that file the new dockerd starts
+    // a containerd of its own.
     kill_processes_under(&engine.root);
+    let pid_file = engine.root.join("exec/containerd/containerd.pid");
+    if let Err(e) = std::fs::remove_file(&pid_file) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::NotFound,
+            "{}: {e}",
+            pid_file.display()
+        );
+    }
     engine.start_dockerd();
     assert_final(&engine, &env, &id);
     assert_clean_leaves_nothing(&engine, &env);
