@@ -234,25 +234,18 @@ fn one_line_then_exit_is_never_lost_in_200_runs() {
     // 20 under Apple: a run there is half a dozen stand-in calls (a Python start and a
     // few `docker` calls each), and 200 runs take almost two minutes.
     let runs = common::scaled(200, 20);
-    let workers: Vec<_> = (0..THREADS)
-        .map(|t| {
-            std::thread::spawn(move || {
-                for i in (t..runs).step_by(THREADS) {
-                    let env = moat();
-                    let line = format!("line-{i}");
-                    let out = env.run_cmd(&["echo", &line]);
-                    assert_code(&out, 0);
-                    assert_eq!(stdout(&out), format!("{line}\n"), "run {i}");
-                    let id = env.only_run_id();
-                    assert_eq!(env.joined(&id, "stdout"), format!("{line}\n").as_bytes());
-                    assert_eq!(env.record(&id)["state"], "stopped");
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.join().expect("worker passed");
-    }
+    common::on_threads(THREADS, |t| {
+        for i in (t..runs).step_by(THREADS) {
+            let env = moat();
+            let line = format!("line-{i}");
+            let out = env.run_cmd(&["echo", &line]);
+            assert_code(&out, 0);
+            assert_eq!(stdout(&out), format!("{line}\n"), "run {i}");
+            let id = env.only_run_id();
+            assert_eq!(env.joined(&id, "stdout"), format!("{line}\n").as_bytes());
+            assert_eq!(env.record(&id)["state"], "stopped");
+        }
+    });
 }
 
 #[test]

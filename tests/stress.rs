@@ -225,19 +225,7 @@ fn parallel_runs_with_mixed_endings_end_right_and_lose_nothing() {
     let plans: Vec<Planned> = (0..runs).map(|i| Planned::new(i, lines)).collect();
 
     let started = Instant::now();
-    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
-        let handles: Vec<_> = plans
-            .iter()
-            .map(|plan| {
-                let env = &env;
-                s.spawn(move || drive(env, plan))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("run thread"))
-            .collect()
-    });
+    let outcomes: Vec<Outcome> = common::on_threads(runs, |i| drive(&env, &plans[i]));
     eprintln!(
         "{runs} parallel runs ({} to {} lines each) took {:?}",
         plans[0].n_out + plans[0].n_err,

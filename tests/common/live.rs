@@ -60,6 +60,34 @@ impl Capture {
 /// container, then SIGKILL if it has not exited after 15 s.
 pub struct Reaped(pub Child);
 
+impl Reaped {
+    pub fn pid(&self) -> libc::pid_t {
+        libc::pid_t::try_from(self.0.id()).expect("pid fits")
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child, not yet waited for, so the pid is still ours.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// Its exit status, once it exits before `deadline`; `None` (after killing and
+    /// reaping it) when it has not.
+    pub fn exit_by(&mut self, deadline: Instant) -> Option<ExitStatus> {
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 impl Drop for Reaped {
     fn drop(&mut self) {
         if !matches!(self.0.try_wait(), Ok(None)) {
@@ -106,13 +134,11 @@ impl Spawned {
     }
 
     pub fn pid(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.child.0.id()).expect("pid fits")
+        self.child.pid()
     }
 
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child, not yet waited for, so the pid is still ours.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+        self.child.signal(signal);
     }
 
     /// Waits (at most `timeout`, else panics) until stdout has at least `bytes` bytes.
@@ -139,21 +165,13 @@ impl Spawned {
             out,
             err,
         } = self;
-        let status = loop {
-            if let Some(status) = child.0.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.0.kill();
-                let _ = child.0.wait();
-                panic!(
-                    "pid {} did not exit in time; stdout {:?}, stderr {:?}",
-                    child.0.id(),
-                    String::from_utf8_lossy(&out.snapshot()),
-                    String::from_utf8_lossy(&err.snapshot())
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let Some(status) = child.exit_by(deadline) else {
+            panic!(
+                "pid {} did not exit in time; stdout {:?}, stderr {:?}",
+                child.0.id(),
+                String::from_utf8_lossy(&out.snapshot()),
+                String::from_utf8_lossy(&err.snapshot())
+            );
         };
         (status, out.finish(), err.finish())
     }
@@ -218,13 +236,11 @@ impl Live {
     }
 
     pub fn pid(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.child.0.id()).expect("pid fits")
+        self.child.pid()
     }
 
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child, not yet waited for, so its pid is still ours.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+        self.child.signal(signal);
     }
 
     pub fn running(&mut self) -> bool {
@@ -239,16 +255,8 @@ impl Live {
     /// Waits until `deadline` (else kills moat and panics) for moat to exit; returns its
     /// status and the rest of its stdout and stderr lines.
     pub fn wait_until(&mut self, deadline: Instant) -> (ExitStatus, Vec<String>, Vec<String>) {
-        let status = loop {
-            if let Some(status) = self.child.0.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.0.kill();
-                let _ = self.child.0.wait();
-                panic!("moat (pid {}) did not exit in time", self.child.0.id());
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let Some(status) = self.child.exit_by(deadline) else {
+            panic!("moat (pid {}) did not exit in time", self.child.0.id());
         };
         // The pipes close with moat; a moment more in case something it left holds them.
         let rest = Instant::now() + Duration::from_secs(5);

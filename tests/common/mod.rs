@@ -82,6 +82,36 @@ pub fn scaled(docker_n: usize, apple_n: usize) -> usize {
     }
 }
 
+/// Runs `work(0)` … `work(threads - 1)` at once, each on a thread of its own, and returns
+/// their results in order; if any worker panicked, panics with every worker's message.
+pub fn on_threads<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let work = &work;
+    let results: Vec<std::thread::Result<T>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
+        workers.into_iter().map(|w| w.join()).collect()
+    });
+    let mut done = Vec::new();
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok(value) => done.push(value),
+            Err(e) => failures.push(
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {threads} workers failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    done
+}
+
 /// A fresh, private moat environment for one test: `root/home` is `MOAT_HOME` and
 /// `root/ws` is the workspace (and the working directory of every `moat` it starts).
 /// Under Apple, `root/standin` is the stand-in's state directory (its call log and

@@ -44,18 +44,25 @@ pub fn pull(client: &Client, image: &str, show_progress: bool) -> Result<()> {
     }
     let response = client.open(&what, "POST", &path, None, Some(PULL_DEADLINE))?;
     let reader = BufReader::new(response.into_body().into_reader());
-    let stderr = std::io::stderr();
-    // A progress line is drawn without its newline; an error ends it first, so that the
-    // error is a line of its own.
     let mut drawn = false;
+    let result = follow(reader, &what, show_progress, &mut drawn);
+    // A progress line is drawn without its newline: end it however the pull ended, so
+    // that an error, like the command's output, starts a line of its own.
+    if drawn {
+        eprintln!();
+    }
+    result
+}
+
+/// Reads the engine's progress messages to the end, drawing each over the last when
+/// `show_progress` (and then setting `drawn`). An `error` message is the pull's failure.
+fn follow(reader: impl BufRead, what: &str, show_progress: bool, drawn: &mut bool) -> Result<()> {
+    let stderr = std::io::stderr();
     for line in reader.lines() {
         let line = line.map_err(|e| {
-            if drawn {
-                eprintln!();
-            }
             Error::new(
                 ErrorKind::ConnectionLost,
-                what.as_str(),
+                what,
                 format!("connection to Docker lost: {}", io_reason(&e)),
             )
         })?;
@@ -63,13 +70,10 @@ pub fn pull(client: &Client, image: &str, show_progress: bool) -> Result<()> {
             continue;
         };
         if let Some(error) = msg.error {
-            if drawn {
-                eprintln!();
-            }
-            return Err(Error::new(ErrorKind::NotFound, what.as_str(), error));
+            return Err(Error::new(ErrorKind::NotFound, what, error));
         }
         if show_progress {
-            drawn = true;
+            *drawn = true;
             let mut err = stderr.lock();
             let text = [msg.id, msg.status, msg.progress]
                 .into_iter()
@@ -79,9 +83,6 @@ pub fn pull(client: &Client, image: &str, show_progress: bool) -> Result<()> {
             let _ = write!(err, "\r\x1b[K{text}");
             let _ = err.flush();
         }
-    }
-    if show_progress {
-        eprintln!();
     }
     Ok(())
 }
