@@ -1,46 +1,80 @@
-//! The error a command ends with: one line for stderr and the exit code it means.
+//! The error a command ends with. It keeps its kind until `main`, which alone decides the
+//! exit code and how (or whether) to tell it.
 
 use std::fmt;
+use std::io;
 
 /// Exit code for bad flags or arguments.
 pub const USAGE: i32 = 2;
 /// Exit code of `moat run` when moat itself failed (runtime unreachable, image missing...).
 pub const MOAT_FAILED: i32 = 125;
 
+/// What kind of failure ended the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad flags or arguments; the command whose `--help` to point at.
+    Usage(&'static str),
+    /// A command could not do its job (`run not found: X`).
+    Failed,
+    /// `moat run` could not run the command at all.
+    MoatFailed,
+    /// Writing moat's own output failed: a closed pipe is a quiet end (ripgrep's rule),
+    /// anything else (a full disk) an error.
+    Output(io::ErrorKind),
+}
+
 #[derive(Debug)]
 pub struct Error {
-    pub code: i32,
+    pub kind: Kind,
     pub message: String,
-    /// For usage errors: the command whose `--help` to point at.
-    pub usage_of: Option<&'static str>,
 }
 
 impl Error {
     /// Bad flags or arguments: exit 2 with a pointer to `--help`.
     pub fn usage(command: &'static str, message: impl Into<String>) -> Error {
         Error {
-            code: USAGE,
+            kind: Kind::Usage(command),
             message: message.into(),
-            usage_of: Some(command),
         }
     }
 
-    /// A command that could not do its job: exit 1.
+    /// A command that could not do its job.
     pub fn failed(message: impl Into<String>) -> Error {
         Error {
-            code: 1,
+            kind: Kind::Failed,
             message: message.into(),
-            usage_of: None,
         }
     }
 
-    /// `moat run` could not run the command: exit 125.
+    /// `moat run` could not run the command.
     pub fn moat(message: impl Into<String>) -> Error {
         Error {
-            code: MOAT_FAILED,
+            kind: Kind::MoatFailed,
             message: message.into(),
-            usage_of: None,
         }
+    }
+
+    /// Writing to stdout failed.
+    pub fn output(e: io::Error) -> Error {
+        Error {
+            kind: Kind::Output(e.kind()),
+            message: format!("writing output: {}", crate::io_reason::io_reason(&e)),
+        }
+    }
+
+    /// The exit code this error ends moat with; `None` for a quiet end (a closed pipe).
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            Kind::Usage(_) => USAGE,
+            Kind::MoatFailed => MOAT_FAILED,
+            Kind::Output(io::ErrorKind::BrokenPipe) => 0,
+            Kind::Failed | Kind::Output(_) => 1,
+        }
+    }
+
+    /// Whether the error is told at all: the reader of a pipe going away is not an error.
+    pub fn is_quiet(&self) -> bool {
+        self.kind == Kind::Output(io::ErrorKind::BrokenPipe)
     }
 }
 

@@ -1,7 +1,10 @@
-//! The `moat` binary: parse, dispatch, turn the result into an exit code.
+//! The `moat` binary: parse, dispatch, turn the result into an exit code. This is the one
+//! place an error becomes an exit code and a line on stderr.
 
+use std::io::Write;
 use std::process::ExitCode;
 
+use moat::error::Kind;
 use moat::{cli, logger};
 
 fn main() -> ExitCode {
@@ -9,15 +12,19 @@ fn main() -> ExitCode {
     let code = match cli::main(std::env::args_os().skip(1).collect()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("moat: {e}");
-            if let Some(command) = e.usage_of {
-                if command == "moat" {
-                    eprintln!("Run 'moat --help' for usage.");
-                } else {
-                    eprintln!("Run 'moat {command} --help' for usage.");
+            if !e.is_quiet() {
+                let mut text = format!("moat: {e}\n");
+                if let Kind::Usage(command) = e.kind {
+                    if command == "moat" {
+                        text.push_str("Run 'moat --help' for usage.\n");
+                    } else {
+                        text.push_str(&format!("Run 'moat {command} --help' for usage.\n"));
+                    }
                 }
+                // A stderr nobody reads cannot be told anything; the exit code still is.
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }
-            e.code
+            e.exit_code()
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -139,7 +139,7 @@ mod tests {
     fn ambiguous_prefix_lists_candidates() {
         let runs = runs();
         let e = find(&runs, "aaaa").unwrap_err();
-        assert_eq!(e.code, 1);
+        assert_eq!(e.exit_code(), 1);
         assert!(e.message.contains("run_aaaa00000001"), "{}", e.message);
         assert!(e.message.contains("run_aaaa00000002"), "{}", e.message);
     }

@@ -102,7 +102,7 @@ fn open_log(store: &Store, record: &Record) -> Result<Option<File>> {
         Err(e) => Err(Error::failed(format!(
             "reading {}: {}",
             path.display(),
-            crate::runtime::docker::io_reason(&e)
+            crate::io_reason::io_reason(&e)
         ))),
     }
 }

@@ -12,8 +12,10 @@ mod stop;
 mod wait;
 
 use std::ffi::OsString;
+use std::fmt::Display;
 
 use crate::error::{Error, Result};
+use crate::term;
 
 const HELP: &str = "\
 moat: run one command in a fresh container, own its whole life, tell how it ended
@@ -42,7 +44,7 @@ Run 'moat <COMMAND> --help' for a command's flags.";
 pub fn main(args: Vec<OsString>) -> Result<i32> {
     let mut args = args.into_iter();
     let Some(first) = args.next() else {
-        println!("{HELP}");
+        say(HELP)?;
         return Ok(0);
     };
     let rest: Vec<OsString> = args.collect();
@@ -62,11 +64,11 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         }
         "help" => help(rest),
         "-h" | "--help" => {
-            println!("{HELP}");
+            say(HELP)?;
             Ok(0)
         }
         "-V" | "--version" => {
-            println!("moat {}", env!("CARGO_PKG_VERSION"));
+            say(format_args!("moat {}", env!("CARGO_PKG_VERSION")))?;
             Ok(0)
         }
         other if other.starts_with('-') => {
@@ -80,11 +82,22 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
 fn help(args: Vec<OsString>) -> Result<i32> {
     match args.first().and_then(|a| a.to_str()) {
         None => {
-            println!("{HELP}");
+            say(HELP)?;
             Ok(0)
         }
         Some(command) => main(vec![command.into(), "--help".into()]),
     }
+}
+
+/// Print a line of a command's output to stdout. A failed write is the command's error:
+/// `main` ends quietly when the reader went away and says why otherwise.
+pub fn say(line: impl Display) -> Result<()> {
+    term::println(line).map_err(Error::output)
+}
+
+/// Print text as it is (it carries its own newlines); see [`say`].
+pub fn say_text(text: &str) -> Result<()> {
+    term::print(text).map_err(Error::output)
 }
 
 /// Parse a command's arguments: positional values are collected; `-h`/`--help` prints
@@ -109,7 +122,7 @@ pub fn parse_args(
             lexopt::Arg::Long(l) => format!("--{l}"),
         };
         if key == "-h" || key == "--help" {
-            println!("{help}");
+            say(help)?;
             return Ok(None);
         }
         if !flag(&key, &mut parser)? {

@@ -183,7 +183,7 @@ fn resolve_workspace(path: &Path) -> std::result::Result<PathBuf, String> {
         format!(
             "workspace {}: {}",
             path.display(),
-            crate::runtime::docker::io_reason(&e)
+            crate::io_reason::io_reason(&e)
         )
     })?;
     if !abs.is_dir() {
@@ -237,7 +237,7 @@ fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
     let source = std::fs::canonicalize(source).map_err(|e| {
         bad(&format!(
             "source {source}: {}",
-            crate::runtime::docker::io_reason(&e)
+            crate::io_reason::io_reason(&e)
         ))
     })?;
     Ok(Mount {

@@ -29,7 +29,7 @@ impl Error {
     fn io(what: impl Into<String>, e: &io::Error) -> Error {
         Error {
             what: what.into(),
-            why: crate::runtime::docker::io_reason(e),
+            why: crate::io_reason::io_reason(e),
         }
     }
 }

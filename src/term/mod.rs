@@ -1,11 +1,14 @@
-//! The user's terminal: raw mode that is always undone, the window size, and the escape-key
-//! scanner. Nothing here knows about containers.
+//! The user's terminal and moat's own output: raw mode that is always undone, the window
+//! size, the escape-key scanner, and every write moat makes to stdout and stderr. Nothing
+//! here knows about containers.
 
 pub mod escape;
+mod output;
 mod raw;
 
 use std::os::fd::RawFd;
 
+pub use output::{notice, print, println, warn};
 pub use raw::{RawGuard, install_panic_hook, restore_now};
 
 /// The terminal's size as (rows, cols), or `None` when `fd` is not a terminal or reports

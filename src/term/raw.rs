@@ -23,6 +23,7 @@ impl RawGuard {
         cfmakeraw(&mut raw);
         *SAVED.lock().unwrap_or_else(|p| p.into_inner()) = Some((fd, original));
         tcsetattr(fd, TCSANOW, &raw)?;
+        super::output::set_raw(true);
         Ok(RawGuard { _private: () })
     }
 }
@@ -38,6 +39,7 @@ pub fn restore_now() {
     let saved = SAVED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some((fd, original)) = saved {
         let _ = tcsetattr(fd, TCSANOW, &original);
+        super::output::set_raw(false);
     }
 }
 

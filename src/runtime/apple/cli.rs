@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::pipes::{Next, Pipes};
-use crate::runtime::docker::io_reason;
+use crate::io_reason::io_reason;
 use crate::runtime::{Error, ErrorKind, Result};
 
 /// The CLI's name on PATH.

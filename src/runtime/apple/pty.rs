@@ -156,7 +156,7 @@ impl Resizer for PtyResizer {
             Error::new(
                 ErrorKind::Other,
                 "resizing the container's terminal",
-                crate::runtime::docker::io_reason(&e),
+                crate::io_reason::io_reason(&e),
             )
         })
     }

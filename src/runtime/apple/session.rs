@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, bounded};
 use super::cli::Cli;
 use super::pipes::{PipeOutput, Pipes};
 use super::pty::Pty;
-use crate::runtime::docker::io_reason;
+use crate::io_reason::io_reason;
 use crate::runtime::{
     Error, ErrorKind, OutputSource, Resizer, Result, Session, StartOptions, StdinSink,
 };

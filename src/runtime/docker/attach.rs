@@ -7,7 +7,8 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use super::client::{Client, io_reason};
+use super::client::Client;
+use crate::io_reason::io_reason;
 use crate::runtime::{Error, ErrorKind, Result, StdinSink};
 
 /// Open `attach` on container `id`. Returns the stream positioned after the response head,

@@ -2,6 +2,7 @@
 //! version, and one request helper that puts a deadline on every call and turns the
 //! daemon's `{"message": ...}` into the error text.
 
+use crate::io_reason::io_reason;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,15 +35,6 @@ pub fn socket_path() -> std::result::Result<PathBuf, Error> {
             )),
         },
         _ => Ok(PathBuf::from(DEFAULT_SOCKET)),
-    }
-}
-
-/// An I/O error's reason without Rust's `(os error N)` suffix, as a user reads it.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
     }
 }
 

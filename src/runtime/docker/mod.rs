@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, bounded};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use client::io_reason;
+use crate::io_reason::io_reason;
 use client::{CALL_DEADLINE, Client, encode};
 
 use super::{

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client::{Client, encode, io_reason};
+use super::client::{Client, encode};
+use crate::io_reason::io_reason;
 use crate::runtime::{Error, ErrorKind, Result};
 
 /// A pull may be large; it still gets a deadline so a stalled registry cannot hang moat.
