@@ -1224,3 +1224,97 @@ fn unknown_flags_are_usage_errors() {
     }
     assert!(env.run_dirs().is_empty(), "a usage error created a run");
 }
+
+// ---- moat's own output: a closed pipe, a full disk -----------------------------------------
+
+/// A stdout whose reader is already gone: every write to it fails with `EPIPE` (Rust
+/// ignores SIGPIPE), however little is written and however soon. `std::io::pipe` makes
+/// both ends close-on-exec, so no other test's child can hold the read end open.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    Stdio::from(writer)
+}
+
+/// Runs `cmd` (with `args`) to completion with `stdout` as its stdout.
+fn output_to(mut cmd: std::process::Command, args: &[&str], stdout: Stdio) -> Output {
+    cmd.args(args).stdout(stdout).output().expect("spawn moat")
+}
+
+/// Asserts that `moat ARGS` ended quietly: exit 0 and not a word on stderr.
+#[track_caller]
+fn assert_quiet_end(out: &Output, args: &[&str]) {
+    assert_eq!(
+        (out.status.code(), stderr(out).as_str()),
+        (Some(0), ""),
+        "moat {args:?} with stdout closed: {:?}",
+        out.status
+    );
+}
+
+/// `n` finished runs written by hand, each with `lines` lines of output; their IDs,
+/// newest first.
+fn finished_runs(env: &Env, n: u64, lines: usize) -> Vec<String> {
+    let text: Vec<String> = (0..lines)
+        .map(|i| format!("line {i} of the output"))
+        .collect();
+    let text: Vec<&str> = text.iter().map(String::as_str).collect();
+    let now = SystemTime::now();
+    (0..n)
+        .map(|i| {
+            let id = format!("run_{:012x}", 0x0a7e_0000_0000u64 + i);
+            write_finished(
+                env,
+                &id,
+                &format!("done-{i}"),
+                now - Duration::from_secs(60 * (n - i)),
+                0,
+                &text,
+            );
+            id
+        })
+        .rev()
+        .collect()
+}
+
+/// `stop`, `destroy` and `clean` do all the work asked for when stdout is gone: only the
+/// lines telling it are lost (see `cli::Report`).
+#[test]
+fn stop_with_stdout_closed_still_stops_every_run() {
+    let env = moat();
+    let mut a = spawn_run(&env, &["-n", "one"], &["sleep", "1000"]);
+    let mut b = spawn_run(&env, &["-n", "two"], &["sleep", "1000"]);
+    let one = wait_running(&env, "one");
+    let two = wait_running(&env, "two");
+
+    let args = ["stop", "-t", "1", "one", "two"];
+    let out = output_to(env.cmd(), &args, closed_pipe());
+    assert_quiet_end(&out, &args);
+    for id in [&one, &two] {
+        let record = env.record(id);
+        assert_eq!(record["state"], "stopped", "{record:#}");
+    }
+    assert_eq!(a.wait(LONG).0.code(), Some(143));
+    assert_eq!(b.wait(LONG).0.code(), Some(143));
+}
+
+#[test]
+fn destroy_with_stdout_closed_still_removes_every_run() {
+    let env = moat();
+    let ids = finished_runs(&env, 3, 1);
+    let mut args = vec!["destroy"];
+    args.extend(ids.iter().map(String::as_str));
+    let out = output_to(env.cmd(), &args, closed_pipe());
+    assert_quiet_end(&out, &args);
+    assert!(env.run_dirs().is_empty(), "left: {:?}", env.run_dirs());
+}
+
+#[test]
+fn clean_with_stdout_closed_still_removes_everything() {
+    let env = moat();
+    finished_runs(&env, 3, 1);
+    let args = ["clean", "-f"];
+    let out = output_to(env.cmd(), &args, closed_pipe());
+    assert_quiet_end(&out, &args);
+    assert!(env.run_dirs().is_empty(), "left: {:?}", env.run_dirs());
+}

@@ -5,11 +5,12 @@ use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
-use super::{no_values, parse_args, string_value};
+use super::{Report, no_values, parse_args, say, string_value};
 use crate::error::{Error, Result};
 use crate::run::reconcile::{self, Listed};
 use crate::runtime::{Connections, Kind};
 use crate::store::{Record, Store};
+use crate::term;
 use crate::time;
 
 const HELP: &str = "\
@@ -68,7 +69,9 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             }
             Listed::Run(c) => known_live.push(c.record.id.clone()),
             Listed::Corrupt { dir, why } => {
-                eprintln!("moat: leaving corrupt run directory {dir} alone ({why})");
+                term::warn(format_args!(
+                    "leaving corrupt run directory {dir} alone ({why})"
+                ));
             }
         }
     }
@@ -89,7 +92,10 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         let rt = match conns.get(kind) {
             Ok(rt) => rt,
             Err(e) => {
-                eprintln!("moat: not reaping {} containers: {e}", kind.as_str());
+                term::warn(format_args!(
+                    "not reaping {} containers: {e}",
+                    kind.as_str()
+                ));
                 continue;
             }
         };
@@ -107,29 +113,33 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                     }
                 }
             }
-            Err(e) => eprintln!("moat: not reaping {} containers: {e}", kind.as_str()),
+            Err(e) => term::warn(format_args!(
+                "not reaping {} containers: {e}",
+                kind.as_str()
+            )),
         }
     }
 
     if runs.is_empty() && containers.is_empty() {
-        println!("Nothing to clean");
+        say("Nothing to clean")?;
         return Ok(0);
     }
     if dry_run {
+        // Only printing: a closed stdout ends it there.
         for r in &runs {
-            println!(
+            say(format_args!(
                 "Would remove run {} ({}, {})",
                 r.id,
                 r.name,
                 r.state.as_str()
-            );
+            ))?;
         }
         for (_, c) in &containers {
-            println!(
+            say(format_args!(
                 "Would remove container {} (run {})",
                 short(&c.id),
                 c.run_id.as_deref().unwrap_or("unknown")
-            );
+            ))?;
         }
         return Ok(0);
     }
@@ -137,30 +147,32 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         return Ok(1);
     }
 
+    // Everything confirmed is removed even when stdout is gone (see `Report`).
+    let mut report = Report::default();
     let mut code = 0;
     for (rt, c) in &containers {
         match rt.remove(&c.id) {
-            Ok(()) => println!(
+            Ok(()) => report.say(format_args!(
                 "Removed container {} (run {})",
                 short(&c.id),
                 c.run_id.as_deref().unwrap_or("unknown")
-            ),
+            )),
             Err(e) => {
-                eprintln!("moat: {e}");
+                term::warn(e);
                 code = 1;
             }
         }
     }
     for r in &runs {
         match store.remove(&r.id) {
-            Ok(()) => println!("Removed run {} ({})", r.id, r.name),
+            Ok(()) => report.say(format_args!("Removed run {} ({})", r.id, r.name)),
             Err(e) => {
-                eprintln!("moat: {e}");
+                term::warn(e);
                 code = 1;
             }
         }
     }
-    Ok(code)
+    report.finish(code)
 }
 
 /// Whether the run ended longer ago than `older_than` (any finished run without a limit).
@@ -188,8 +200,11 @@ fn confirm(runs: usize, containers: usize) -> Result<bool> {
             "clean would remove {what}; pass -f to remove them (or --dry-run to list them)"
         )));
     }
-    eprint!("Remove {what}? [y/N] ");
-    let _ = std::io::stderr().flush();
+    // A prompt, not a line: no newline, and a stderr nobody reads is no reason to panic.
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "Remove {what}? [y/N] ");
+    let _ = err.flush();
+    drop(err);
     let mut answer = String::new();
     std::io::stdin()
         .lock()

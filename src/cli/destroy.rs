@@ -3,11 +3,12 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::{address, parse_args, run_queries};
+use super::{Report, address, parse_args, run_queries};
 use crate::error::{Error, Result};
 use crate::run::{reconcile, stop};
 use crate::runtime::Connections;
 use crate::store::{Entry, Record, Store};
+use crate::term;
 
 const HELP: &str = "\
 Remove runs: their records, logs and any leftover container
@@ -50,6 +51,8 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         })
         .collect();
     let mut conns = Connections::default();
+    // Every run named is removed even when stdout is gone (see `Report`).
+    let mut report = Report::default();
     let mut code = 0;
     for query in &queries {
         // A corrupt directory is removed only when named exactly.
@@ -58,26 +61,30 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             .any(|e| matches!(e, Entry::Corrupt { dir, .. } if dir == query))
         {
             store.remove_dir_named(query)?;
-            println!("Removed corrupt run directory {query}");
+            report.say(format_args!("Removed corrupt run directory {query}"));
             continue;
         }
         let record = match address::find(&runs, query) {
             Ok(r) => r.clone(),
             Err(e) => {
-                eprintln!("moat: {e}");
+                term::warn(e);
                 code = 1;
                 continue;
             }
         };
-        if let Err(e) = destroy(&store, &mut conns, record, force) {
-            eprintln!("moat: {e}");
-            code = 1;
+        match destroy(&store, &mut conns, record, force) {
+            Ok(r) => report.say(format_args!("Removed run {} ({})", r.id, r.name)),
+            Err(e) => {
+                term::warn(e);
+                code = 1;
+            }
         }
     }
-    Ok(code)
+    report.finish(code)
 }
 
-fn destroy(store: &Store, conns: &mut Connections, record: Record, force: bool) -> Result<()> {
+/// Remove one run; gives its record back for the line that says so.
+fn destroy(store: &Store, conns: &mut Connections, record: Record, force: bool) -> Result<Record> {
     let checked = reconcile::check(store, conns, record);
     let state = checked.state_text();
     let mut record = checked.record;
@@ -104,6 +111,5 @@ fn destroy(store: &Store, conns: &mut Connections, record: Record, force: bool) 
         }
     }
     store.remove(&record.id)?;
-    println!("Removed run {} ({})", record.id, record.name);
-    Ok(())
+    Ok(record)
 }

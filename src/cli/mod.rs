@@ -100,6 +100,39 @@ pub fn say_text(text: &str) -> Result<()> {
     term::print(text).map_err(Error::output)
 }
 
+/// The lines of a command that does work target by target (`stop`, `destroy`, `clean`).
+///
+/// The rule for such commands: the work asked for is done in full, whatever happens to
+/// stdout. Ending at the first failed write (ripgrep's rule, right for a command that only
+/// prints) would leave `moat stop a b | true` with one run stopped and the other still
+/// running. So a failed write only ends the printing: the lines after it are dropped, and
+/// [`Report::finish`] makes the failure the command's end once the work is done. A closed
+/// pipe is still a quiet end (the work's own exit code stands), any other write error
+/// (a full disk) still one line and exit 1.
+#[derive(Default)]
+pub struct Report {
+    failed: Option<Error>,
+}
+
+impl Report {
+    /// Print a line, unless an earlier one could not be written.
+    pub fn say(&mut self, line: impl Display) {
+        if self.failed.is_none()
+            && let Err(e) = say(line)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    /// The command's end after its work, which ended with `code`.
+    pub fn finish(self, code: i32) -> Result<i32> {
+        match self.failed {
+            Some(e) if !e.is_quiet() => Err(e),
+            _ => Ok(code),
+        }
+    }
+}
+
 /// Parse a command's arguments: positional values are collected; `-h`/`--help` prints
 /// `help` and gives `None`; every other flag goes to `flag`, which takes it (reading its
 /// value from the parser) and returns true, or returns false for a flag the command does

@@ -3,11 +3,12 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::{address, parse_args, run_queries, string_value};
+use super::{Report, address, parse_args, run_queries, string_value};
 use crate::error::{Error, Result};
 use crate::run::{reconcile, stop};
 use crate::runtime::Connections;
 use crate::store::Store;
+use crate::term;
 
 const HELP: &str = "\
 Stop runs
@@ -59,18 +60,22 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             .map(|q| address::resolve(&store, q))
             .collect::<Result<Vec<_>>>()?
     };
+    // Every run named is stopped even when stdout is gone (see `Report`).
+    let mut report = Report::default();
     let mut failed = None;
     for record in targets {
         match stop::stop(&store, &mut conns, &record, timeout) {
-            Ok(stop::Stopped::Now(r)) => println!("Run {} stopped", r.id),
-            Ok(stop::Stopped::Already(r)) => {
-                println!("Run {} is not running ({})", r.id, r.state.as_str())
-            }
+            Ok(stop::Stopped::Now(r)) => report.say(format_args!("Run {} stopped", r.id)),
+            Ok(stop::Stopped::Already(r)) => report.say(format_args!(
+                "Run {} is not running ({})",
+                r.id,
+                r.state.as_str()
+            )),
             Err(e) => {
-                eprintln!("moat: stopping run {}: {e}", record.id);
+                term::warn(format_args!("stopping run {}: {e}", record.id));
                 failed = Some(1);
             }
         }
     }
-    Ok(failed.unwrap_or(0))
+    report.finish(failed.unwrap_or(0))
 }
