@@ -1236,6 +1236,15 @@ fn closed_pipe() -> Stdio {
     Stdio::from(writer)
 }
 
+/// A stdout on which every write fails with `ENOSPC`.
+fn full_disk() -> Stdio {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    Stdio::from(full)
+}
+
 /// Runs `cmd` (with `args`) to completion with `stdout` as its stdout.
 fn output_to(mut cmd: std::process::Command, args: &[&str], stdout: Stdio) -> Output {
     cmd.args(args).stdout(stdout).output().expect("spawn moat")
@@ -1275,6 +1284,51 @@ fn finished_runs(env: &Env, n: u64, lines: usize) -> Vec<String> {
         })
         .rev()
         .collect()
+}
+
+#[test]
+fn every_command_ends_quietly_when_stdout_is_closed() {
+    let env = moat();
+    finished_runs(&env, 40, 5000);
+    // None of these needs the engine; `clean` always asks it for orphans.
+    let commands: [&[&str]; 9] = [
+        &["--help"],
+        &["--version"],
+        &["help", "list"],
+        &["run", "--help"],
+        &["run", "--dry-run", "--", "true"],
+        &["claude", "--dry-run"],
+        &["list"],
+        &["ls", "-q"],
+        &["list", "--json"],
+    ];
+    for args in commands {
+        let out = output_to(env.cmd_without_runtime(), args, closed_pipe());
+        assert_quiet_end(&out, args);
+    }
+    let args = ["clean", "--dry-run"];
+    let out = output_to(env.cmd(), &args, closed_pipe());
+    assert_quiet_end(&out, &args);
+    // Nothing was removed on the way.
+    assert_eq!(env.run_dirs().len(), 40);
+    // Env's drop would look each run up in the engine: these are not real runs.
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove runs");
+}
+
+#[test]
+fn a_full_disk_on_stdout_is_one_line_and_exit_1() {
+    let env = moat();
+    finished_runs(&env, 3, 10);
+    for args in [&["--help"][..], &["list"], &["list", "--json"]] {
+        let out = output_to(env.cmd_without_runtime(), args, full_disk());
+        assert_eq!(
+            (out.status.code(), stderr(&out).as_str()),
+            (Some(1), "moat: writing output: No space left on device\n"),
+            "moat {args:?} > /dev/full: {:?}",
+            out.status
+        );
+    }
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove runs");
 }
 
 /// `stop`, `destroy` and `clean` do all the work asked for when stdout is gone: only the

@@ -6,9 +6,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::run::{RunFlags, describe, split_command};
-use super::{at_most_one, parse_args, string_value};
+use super::{at_most_one, parse_args, say, say_text, string_value};
 use crate::error::{Error, Result};
-use crate::run;
+use crate::{run, term};
 
 /// What moat needs to know to run one agent CLI.
 pub struct Agent {
@@ -212,19 +212,19 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
     let mut spec = flags.into_spec(usage_of, workspace, argv(agent, &ours))?;
     spec.agent = Some(agent.name);
     if dry_run {
-        print!("{}", describe(&spec));
+        say_text(&describe(&spec))?;
         if !agent.hosts.is_empty() {
-            println!("hosts: {}", agent.hosts.join(", "));
+            say(format_args!("hosts: {}", agent.hosts.join(", ")))?;
         }
         return Ok(0);
     }
     let image = spec.image.clone();
     let code = run::execute(spec)?;
     if code == 127 {
-        eprintln!(
-            "moat: hint: if the image {image} has no `{}` command, choose one that does with --image",
+        term::warn(format_args!(
+            "hint: if the image {image} has no `{}` command, choose one that does with --image",
             agent.program
-        );
+        ));
     }
     Ok(code)
 }

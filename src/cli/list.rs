@@ -3,12 +3,12 @@
 use std::ffi::OsString;
 use std::time::SystemTime;
 
-use super::{no_values, parse_args};
+use super::{no_values, parse_args, say, say_text};
 use crate::error::{Error, Result};
 use crate::run::reconcile::{self, Listed};
 use crate::runtime::Connections;
 use crate::store::{Record, Store};
-use crate::time;
+use crate::{term, time};
 
 const HELP: &str = "\
 List runs, newest first
@@ -56,23 +56,23 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                 Listed::Corrupt { .. } => None,
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&records).expect("records serialise")
-        );
+        say(serde_json::to_string_pretty(&records).expect("records serialise"))?;
         report_corrupt(&entries);
         return Ok(0);
     }
     if quiet {
+        let mut ids = String::new();
         for e in &entries {
             if let Listed::Run(c) = e {
-                println!("{}", c.record.id);
+                ids.push_str(&c.record.id);
+                ids.push('\n');
             }
         }
+        say_text(&ids)?;
         return Ok(0);
     }
     if entries.is_empty() {
-        println!("No runs");
+        say("No runs")?;
         return Ok(0);
     }
     let now = SystemTime::now();
@@ -114,7 +114,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             ],
         });
     }
-    print_table(&rows);
+    say_text(&table(&rows))?;
     Ok(0)
 }
 
@@ -122,7 +122,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
 fn report_corrupt(entries: &[Listed]) {
     for e in entries {
         if let Listed::Corrupt { dir, why } = e {
-            eprintln!("moat: run {dir} is corrupt: {why}");
+            term::warn(format_args!("run {dir} is corrupt: {why}"));
         }
     }
 }
@@ -154,7 +154,8 @@ pub fn command_text(argv: &[String]) -> String {
     }
 }
 
-fn print_table<const N: usize>(rows: &[[String; N]]) {
+/// The rows as lines of columns two spaces apart.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -175,5 +176,5 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    print!("{out}");
+    out
 }

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{at_most_one, parse_args, string_value};
+use super::{at_most_one, parse_args, say_text, string_value};
 use crate::error::{Error, Result};
 use crate::run::{self, RunSpec};
 use crate::runtime::{Kind, Mount};
@@ -325,7 +325,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     let dry_run = flags.dry_run;
     let spec = flags.into_spec("run", workspace, command)?;
     if dry_run {
-        print!("{}", describe(&spec));
+        say_text(&describe(&spec))?;
         return Ok(0);
     }
     run::execute(spec)
