@@ -1289,9 +1289,9 @@ fn finished_runs(env: &Env, n: u64, lines: usize) -> Vec<String> {
 #[test]
 fn every_command_ends_quietly_when_stdout_is_closed() {
     let env = moat();
-    finished_runs(&env, 40, 5000);
+    let ids = finished_runs(&env, 40, 5000);
     // None of these needs the engine; `clean` always asks it for orphans.
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 11] = [
         &["--help"],
         &["--version"],
         &["help", "list"],
@@ -1301,6 +1301,8 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
         &["list"],
         &["ls", "-q"],
         &["list", "--json"],
+        &["logs", &ids[3]],
+        &["logs", "-n", "10", &ids[3]],
     ];
     for args in commands {
         let out = output_to(env.cmd_without_runtime(), args, closed_pipe());
@@ -1318,8 +1320,13 @@ fn every_command_ends_quietly_when_stdout_is_closed() {
 #[test]
 fn a_full_disk_on_stdout_is_one_line_and_exit_1() {
     let env = moat();
-    finished_runs(&env, 3, 10);
-    for args in [&["--help"][..], &["list"], &["list", "--json"]] {
+    let ids = finished_runs(&env, 3, 10);
+    for args in [
+        &["--help"][..],
+        &["list"],
+        &["list", "--json"],
+        &["logs", &ids[0]],
+    ] {
         let out = output_to(env.cmd_without_runtime(), args, full_disk());
         assert_eq!(
             (out.status.code(), stderr(&out).as_str()),

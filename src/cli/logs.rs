@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::time::Duration;
 
 use super::{address, at_most_one, parse_args, string_value};
@@ -14,6 +14,7 @@ use crate::runtime::Connections;
 use crate::store::logs::{Follower, LogError, LogLine, LogReader};
 use crate::store::{Record, Store};
 use crate::stream::Stream;
+use crate::term;
 use crossbeam_channel::{bounded, select, tick};
 
 const HELP: &str = "\
@@ -139,8 +140,7 @@ fn print_all(store: &Store, record: &Record, opts: &Options, out: &mut Printer) 
             }
         }
     }
-    out.flush();
-    Ok(())
+    out.flush()
 }
 
 /// Print what exists, then what arrives, until the run has ended.
@@ -189,7 +189,7 @@ fn follow_run(store: &Store, record: Record, opts: &Options, out: &mut Printer) 
             out.item(item, opts)?;
         }
     }
-    out.flush();
+    out.flush()?;
 
     let ticker = tick(FOLLOW_POLL);
     loop {
@@ -199,34 +199,36 @@ fn follow_run(store: &Store, record: Record, opts: &Options, out: &mut Printer) 
                 for item in rest {
                     out.item(item, opts)?;
                 }
-                out.flush();
-                return Ok(());
+                return out.flush();
             }
             recv(ticker) -> _ => {
                 let batch = follower.poll().map_err(|e| Error::failed(format!("reading logs: {e}")))?;
                 for item in batch {
                     out.item(item, opts)?;
                 }
-                out.flush();
+                out.flush()?;
             }
         }
     }
 }
 
 fn report(e: &LogError, record: &Record) {
-    eprintln!("moat: logs of run {}: {e}", record.id);
+    term::warn(format_args!("logs of run {}: {e}", record.id));
 }
 
-/// Writes lines to stdout or stderr by stream; a closed stdout ends the command quietly.
+/// Writes lines to stdout or stderr by stream. A log can be large, so stdout is buffered;
+/// it is flushed before anything goes to stderr, so that the two keep their order when
+/// they share a terminal. A failed write is the command's error: `main` ends quietly when
+/// the reader went away (`moat logs | head`) and says why otherwise.
 struct Printer {
-    out: io::StdoutLock<'static>,
+    out: BufWriter<io::StdoutLock<'static>>,
     err: io::StderrLock<'static>,
 }
 
 impl Printer {
     fn new() -> Printer {
         Printer {
-            out: io::stdout().lock(),
+            out: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
             err: io::stderr().lock(),
         }
     }
@@ -235,7 +237,8 @@ impl Printer {
         match item {
             Ok(line) => self.line(&line, opts),
             Err(e) => {
-                let _ = writeln!(self.err, "moat: logs: {e}");
+                self.flush()?;
+                term::warn(format_args!("logs: {e}"));
                 Ok(())
             }
         }
@@ -246,7 +249,10 @@ impl Printer {
             return Ok(());
         }
         let w: &mut dyn Write = match line.stream {
-            Stream::Stderr => &mut self.err,
+            Stream::Stderr => {
+                self.flush()?;
+                &mut self.err
+            }
             Stream::Stdout | Stream::Tty => &mut self.out,
         };
         let mut r = Ok(());
@@ -259,15 +265,12 @@ impl Printer {
         if line.eol {
             r = r.and_then(|_| w.write_all(b"\n"));
         }
-        match r {
-            Ok(()) => Ok(()),
-            // `moat logs | head`: the reader has what it wanted.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
-            Err(e) => Err(Error::failed(format!("writing output: {e}"))),
-        }
+        r.map_err(Error::output)
     }
 
-    fn flush(&mut self) {
-        let _ = self.out.flush();
+    /// Write out what stdout holds (at the end, after each batch a follower prints, and
+    /// before a line goes to stderr).
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(Error::output)
     }
 }
