@@ -452,7 +452,8 @@ fn a_hung_container_stop_in_moat_run_is_an_error_and_the_run_still_ends() {
     live.signal(libc::SIGTERM);
     let (status, _, err) = live.wait(Duration::from_secs(90));
     let took = sent.elapsed();
-    assert_eq!(status.code(), Some(143), "stderr {err:?}");
+    // moat exits with the command's own code: the kill ended it.
+    assert_eq!(status.code(), Some(137), "stderr {err:?}");
     assert!(
         err.iter()
             .any(|l| l == "moat: stopping the container: container stop did not answer within 31s"),

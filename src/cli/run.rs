@@ -36,8 +36,12 @@ Flags:
       --dry-run            print what would run and create nothing
   -h, --help               show this help
 
-Exit codes: the command's own; 124 timeout; 125 moat failed; 126 command not
-executable; 127 command not found; 130/143 stopped by SIGINT/SIGTERM; 2 bad usage.";
+Signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT...) are forwarded to the command; a kill
+follows after --stop-timeout; a second SIGINT kills at once.
+
+Exit codes: the command's own (also when a forwarded signal ended it: 130, 143...);
+124 timeout; 125 moat failed; 126 command not executable; 127 command not found;
+141 stdout closed; 2 bad usage.";
 
 /// The flags `moat run` and the agent presets share.
 #[derive(Debug, Default)]

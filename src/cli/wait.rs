@@ -14,7 +14,8 @@ Wait for runs to end
 
 Usage: moat wait RUN...
 
-Blocks until each run has ended and exits with the last one's exit code.
+Blocks until each run has ended and exits with what the last one's `moat run`
+exited with (or would have, for a run whose moat run died).
 
 Flags:
   -h, --help     show this help";
@@ -50,7 +51,8 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             let now = store.read(&checked.record.id)?;
             checked = reconcile::check(&store, &mut conns, now);
         }
-        code = checked.record.exit_code.unwrap_or(MOAT_FAILED);
+        // Exactly what `moat run` exited with: the one function of SPEC §3.
+        code = checked.record.moat_exit_code.unwrap_or(MOAT_FAILED);
     }
     Ok(code)
 }

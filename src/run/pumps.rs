@@ -3,9 +3,7 @@
 //! moat owns a terminal).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
+use std::io::{self, BufWriter, Read};
 use std::time::SystemTime;
 
 use crossbeam_channel::Sender;
@@ -14,43 +12,14 @@ use super::Event;
 use crate::runtime::{OutputSource, StdinSink};
 use crate::store::logs::LogWriter;
 use crate::stream::Stream;
+use crate::term::OutputStream;
 use crate::term::escape::{Action, Scanner};
 
 const CHUNK: usize = 64 * 1024;
 
-/// moat's own stdout or stderr, written without Rust's buffering so output is live and
-/// large outputs cost one write per chunk. A broken pipe (`moat run ... | head`) stops the
-/// writes to that stream but not the capture.
-struct Terminal {
-    file: ManuallyDrop<File>,
-    broken: bool,
-}
-
-impl Terminal {
-    fn new(fd: i32) -> Terminal {
-        // SAFETY: fds 1 and 2 are open for the life of the process; ManuallyDrop keeps
-        // this File from closing them.
-        Terminal {
-            file: ManuallyDrop::new(unsafe { File::from_raw_fd(fd) }),
-            broken: false,
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.file.write_all(bytes) {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                log::debug!("writing output: {e}");
-            }
-            self.broken = true;
-        }
-    }
-}
-
 /// Copy the container's output to moat's stdout/stderr and to the log until it ends,
-/// then send [`Event::OutputDone`].
+/// then send [`Event::OutputDone`]. A stdout that fails is told once
+/// ([`Event::StdoutClosed`] or [`Event::OutputLost`]); the capture goes on regardless.
 pub fn spawn_output(
     mut output: Box<dyn OutputSource>,
     log: File,
@@ -59,15 +28,15 @@ pub fn spawn_output(
     std::thread::Builder::new()
         .name("output-pump".into())
         .spawn(move || {
-            let result = pump_output(&mut *output, log);
+            let result = pump_output(&mut *output, log, &events);
             let _ = events.send(Event::OutputDone(result.map_err(|e| e.to_string())));
         })?;
     Ok(())
 }
 
-fn pump_output(output: &mut dyn OutputSource, log: File) -> io::Result<()> {
-    let mut stdout = Terminal::new(1);
-    let mut stderr = Terminal::new(2);
+fn pump_output(output: &mut dyn OutputSource, log: File, events: &Sender<Event>) -> io::Result<()> {
+    let mut stdout = OutputStream::stdout();
+    let mut stderr = OutputStream::stderr();
     let mut log = LogWriter::new(BufWriter::with_capacity(CHUNK, log));
     let mut buf = vec![0u8; CHUNK];
     let result = loop {
@@ -75,8 +44,21 @@ fn pump_output(output: &mut dyn OutputSource, log: File) -> io::Result<()> {
             Ok(Some((stream, n))) => {
                 let bytes = &buf[..n];
                 match stream {
-                    Stream::Stderr => stderr.write(bytes),
-                    Stream::Stdout | Stream::Tty => stdout.write(bytes),
+                    Stream::Stderr => {
+                        if let Err(e) = stderr.write(bytes) {
+                            log::debug!("writing the command's stderr: {e}");
+                        }
+                    }
+                    Stream::Stdout | Stream::Tty => {
+                        if let Err(e) = stdout.write(bytes) {
+                            let event = if e.kind() == io::ErrorKind::BrokenPipe {
+                                Event::StdoutClosed
+                            } else {
+                                Event::OutputLost(crate::io_reason::io_reason(&e))
+                            };
+                            let _ = events.send(event);
+                        }
+                    }
                 }
                 log.write(stream, bytes, SystemTime::now())?;
                 // Followers (`moat logs -f`) see output as it arrives: the log is flushed

@@ -1,9 +1,18 @@
 //! Reconciliation (SPEC section 4): a run that claims to be live but whose owner process is
-//! gone gets its true ending from the runtime, written once, under the run's lock.
+//! gone gets its true ending from the runtime, written once, under the run's lock. A run
+//! whose `--timeout` has passed meanwhile is stopped and recorded as timed out: the
+//! deadline holds even when `moat run` itself died.
 
+use std::time::{Duration, SystemTime};
+
+use crate::outcome::Ended;
 use crate::runtime::{Connections, ContainerState};
-use crate::store::{self, Record, Store};
-use crate::time;
+use crate::store::{self, Record, StopReason, Store};
+use crate::{term, time};
+
+/// How long an orphan past its deadline gets between its stop signal and the kill. Its
+/// owner is gone and a reader (`moat list`) is waiting: the grace is short.
+const OVERDUE_GRACE: Duration = Duration::from_secs(2);
 
 /// A run as a reader should show it.
 pub struct Checked {
@@ -42,7 +51,7 @@ pub fn check(store: &Store, conns: &mut Connections, record: Record) -> Checked 
             orphaned: true,
         },
         Err(e) => {
-            eprintln!("moat: cannot check run {}: {e}", record.id);
+            term::warn(format_args!("cannot check run {}: {e}", record.id));
             Checked {
                 record,
                 orphaned: true,
@@ -51,46 +60,81 @@ pub fn check(store: &Store, conns: &mut Connections, record: Record) -> Checked 
     }
 }
 
+/// Whether the run's `--timeout` has run out.
+fn overdue(record: &Record) -> bool {
+    record
+        .deadline
+        .as_deref()
+        .and_then(time::parse_rfc3339)
+        .is_some_and(|deadline| SystemTime::now() >= deadline)
+}
+
 /// The owner of `record` is gone: ask the runtime how the run ended and record it, then
 /// remove the container unless the run keeps it. Returns `None` while the container is
-/// still running (the run is orphaned; `moat stop` or `moat clean` end it).
+/// still running (the run is orphaned; `moat stop` or `moat clean` end it), unless its
+/// deadline has passed: then it is stopped here and recorded as timed out.
 pub fn settle(
     store: &Store,
     conns: &mut Connections,
     record: &Record,
 ) -> Result<Option<Record>, crate::error::Error> {
-    let (state, runtime) = match &record.container_id {
+    let (mut state, runtime) = match &record.container_id {
         None => (ContainerState::Gone, None),
         Some(c) => {
             let rt = conns.for_record(&record.runtime)?;
             (rt.inspect(c)?, Some(rt))
         }
     };
-    let (exit_code, error) = match state {
+    let mut stop_reason = record.stop_reason;
+    if let (ContainerState::Running, Some(rt), Some(c)) = (state, &runtime, &record.container_id)
+        && overdue(record)
+    {
+        let requested = store.update(&record.id, |r| {
+            r.stop_reason.get_or_insert(StopReason::Timeout);
+            true
+        })?;
+        stop_reason = requested.stop_reason;
+        if let Err(e) = rt.stop(c, None, OVERDUE_GRACE) {
+            log::debug!("stopping an orphan past its deadline: {e}");
+            rt.kill(c)?;
+        }
+        state = rt.inspect(c)?;
+    }
+    let never_started = |error: &str| match stop_reason {
+        Some(_) => Ended::NeverStarted,
+        None => Ended::MoatFailed {
+            error: error.to_string(),
+            code: None,
+        },
+    };
+    let ended = match state {
         ContainerState::Running => return Ok(None),
-        ContainerState::Created => (None, Some("moat exited before the command started")),
-        ContainerState::Exited(Some(code)) => (Some(code), None),
+        ContainerState::Created => never_started("moat exited before the command started"),
+        ContainerState::Exited(Some(code)) => Ended::Exited(code),
         // The runtime cannot tell the code (Apple): the record says how it was stopped,
         // or that the code is unknown.
-        ContainerState::Exited(None) => (None, None),
+        ContainerState::Exited(None) => Ended::Unknown,
         ContainerState::Gone if record.container_id.is_none() => {
-            (None, Some("moat exited before the container was created"))
+            never_started("moat exited before the container was created")
         }
-        ContainerState::Gone => (None, Some("container disappeared")),
+        ContainerState::Gone => Ended::MoatFailed {
+            error: "container disappeared".into(),
+            code: None,
+        },
     };
     let now = time::now_rfc3339();
     let updated = store.update(&record.id, |r| {
         if r.state.is_final() {
             return false;
         }
-        r.finish(exit_code, error.map(str::to_string), now);
+        r.finish(ended, now);
         true
     })?;
     if let (Some(rt), Some(c), false) = (&runtime, &record.container_id, updated.keep)
         && state != ContainerState::Gone
         && let Err(e) = rt.remove(c)
     {
-        eprintln!("moat: {e}");
+        term::warn(e);
     }
     Ok(Some(updated))
 }

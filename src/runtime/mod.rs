@@ -18,6 +18,9 @@ use crate::stream::Stream;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Where a long call (a pull) reports its progress: one short line of text at a time.
+pub type Progress = Box<dyn FnMut(&str) + Send>;
+
 /// Which runtime a run uses. Stored in the run record so later commands use the run's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -172,9 +175,9 @@ pub struct Session {
 /// A container runtime. Every call has a deadline except the session's own exit wait and
 /// output stream, which last as long as the command does.
 pub trait Runtime: Send + Sync {
-    /// Make sure the image is present, pulling it if needed (progress on stderr when
-    /// `progress` is set).
-    fn ensure_image(&self, image: &str, progress: bool) -> Result<()>;
+    /// Make sure the image is present, pulling it if needed; a pull tells its progress
+    /// to `progress` when there is one (the caller draws it).
+    fn ensure_image(&self, image: &str, progress: Option<Progress>) -> Result<()>;
 
     /// Create the container; returns the runtime's container ID.
     fn create(&self, spec: &CreateSpec) -> Result<String>;
@@ -191,6 +194,15 @@ pub trait Runtime: Send + Sync {
     fn kill(&self, id: &str) -> Result<()>;
 
     fn inspect(&self, id: &str) -> Result<ContainerState>;
+
+    /// Whether the command's own process exists yet: under an init, the init has started
+    /// it, and so has set up its signal handling. A stop sent before then can be lost (an
+    /// init that has not blocked signals yet ignores them, as PID 1) or kill the init
+    /// oddly. A container that is not running counts as started: there is nothing left to
+    /// wait for. Runtimes that cannot tell say yes.
+    fn command_started(&self, _id: &str) -> Result<bool> {
+        Ok(true)
+    }
 
     /// Remove the container (forcefully). A container that is already gone is fine.
     fn remove(&self, id: &str) -> Result<()>;

@@ -154,10 +154,12 @@ impl Store {
         File::open(&path)
             .and_then(|mut f| io::Read::read_to_end(&mut f, data))
             .map_err(|e| Error::io(format!("reading {}", path.display()), &e))?;
-        serde_json::from_slice(data).map_err(|e| Error {
+        let mut record: Record = serde_json::from_slice(data).map_err(|e| Error {
             what: format!("reading {}", path.display()),
             why: format!("malformed record: {e}"),
-        })
+        })?;
+        record.fill_outcome();
+        Ok(record)
     }
 
     /// Write the record atomically: temp file, fsync, rename. Callers hold the metadata

@@ -1,7 +1,11 @@
 //! A run's record, `metadata.json`. The keys are the `moat list --json` schema: snake_case,
-//! stable, every key always present except `error` and `stop_reason`.
+//! stable, every key always present except `error`, `stop_reason` and the keys that only
+//! some runs have (`signal`, `stop_timeout`, `timeout`, `deadline`).
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::outcome::StopReason;
+use crate::outcome::{Ended, Outcome, OutcomeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,19 +36,6 @@ impl State {
     }
 }
 
-/// Why a run was stopped before its command ended by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StopReason {
-    #[serde(rename = "signal")]
-    Signal,
-    #[serde(rename = "escape")]
-    Escape,
-    #[serde(rename = "moat stop")]
-    MoatStop,
-    #[serde(rename = "timeout")]
-    Timeout,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -56,11 +47,33 @@ pub struct Record {
     pub container_id: Option<String>,
     pub interactive: bool,
     pub state: State,
+    /// The command's own exit code (null while it runs, or when it never ran).
     pub exit_code: Option<i32>,
+    /// What `moat run` exited with, or would have for a run another command settled
+    /// (null until the run is final): [`Outcome::exit_code`].
+    #[serde(default)]
+    pub moat_exit_code: Option<i32>,
+    /// Which row of SPEC §3 the run ended in (null until the run is final).
+    #[serde(default)]
+    pub outcome: Option<OutcomeKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
+    /// The signal moat received and forwarded (`SIGINT`), when `stop_reason` is `signal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// The grace period, in seconds, that the stop asked for (`moat stop -t`): whoever
+    /// carries the stop out uses it, whatever state the run was in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    /// `--timeout`, as given (`90s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// When `--timeout` runs out (RFC 3339 UTC): kept so that a run whose owner died still
+    /// times out when any command settles it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub stopped_at: Option<String>,
@@ -72,26 +85,52 @@ pub struct Record {
 }
 
 impl Record {
-    /// Finish the record: the final state follows from how it ended.
-    ///
-    /// A run stopped on purpose (`moat stop`, a signal to moat, the escape key) is `stopped`
-    /// whatever code the stop produced; a timeout is `failed`; otherwise the exit code
-    /// decides.
-    pub fn finish(&mut self, exit_code: Option<i32>, error: Option<String>, now: String) {
-        self.exit_code = exit_code;
+    /// Finish the record with how the command ended: the outcome follows from that and
+    /// from the stop that was asked for (SPEC §3), and decides the state, the error and
+    /// `moat_exit_code`.
+    pub fn finish(&mut self, ended: Ended, now: String) {
+        let signal = self.signal.as_deref().and_then(crate::signal::number);
+        let outcome = Outcome::decide(self.stop_reason, signal, &ended);
+        self.exit_code = outcome.command_code();
+        self.outcome = Some(outcome.kind());
+        self.moat_exit_code = Some(outcome.exit_code());
         self.stopped_at = Some(now);
-        let (state, error) = match (error, self.stop_reason) {
-            (Some(e), _) => (State::Failed, Some(e)),
-            (None, Some(StopReason::Timeout)) => (State::Failed, self.error.take()),
-            (None, Some(_)) => (State::Stopped, None),
-            (None, None) => match exit_code {
-                Some(0) => (State::Stopped, None),
-                Some(n) => (State::Failed, Some(format!("exit code {n}"))),
-                None => (State::Failed, Some("exit code unknown".to_string())),
-            },
+        self.state = if outcome.is_success() {
+            State::Stopped
+        } else {
+            State::Failed
         };
-        self.state = state;
-        self.error = error;
+        self.error = match (ended, outcome) {
+            (Ended::MoatFailed { error, .. } | Ended::CouldNotRun { error, .. }, _) => Some(error),
+            (_, Outcome::TimedOut { .. }) => Some(format!(
+                "timeout after {}",
+                self.timeout.as_deref().unwrap_or("its deadline")
+            )),
+            (_, Outcome::Exited(0) | Outcome::Stopped { .. }) => None,
+            (_, Outcome::Exited(n)) => Some(format!("exit code {n}")),
+            (Ended::Unknown, _) => Some("exit code unknown".into()),
+            (_, _) => Some("the command never started".into()),
+        };
+    }
+
+    /// A final record written before moat recorded its outcome gets it from the same
+    /// function, as it is read, so every reader sees one answer.
+    pub fn fill_outcome(&mut self) {
+        if !self.state.is_final() || self.moat_exit_code.is_some() {
+            return;
+        }
+        let ended = match (self.exit_code, &self.error) {
+            (Some(code), _) => Ended::Exited(code),
+            (None, Some(error)) if self.stop_reason.is_none() => Ended::MoatFailed {
+                error: error.clone(),
+                code: None,
+            },
+            (None, _) => Ended::Unknown,
+        };
+        let signal = self.signal.as_deref().and_then(crate::signal::number);
+        let outcome = Outcome::decide(self.stop_reason, signal, &ended);
+        self.outcome = Some(outcome.kind());
+        self.moat_exit_code = Some(outcome.exit_code());
     }
 }
 
@@ -111,8 +150,14 @@ mod tests {
             interactive: false,
             state: State::Running,
             exit_code: None,
+            moat_exit_code: None,
+            outcome: None,
             error: None,
             stop_reason: None,
+            signal: None,
+            stop_timeout: None,
+            timeout: None,
+            deadline: None,
             created_at: "2026-01-01T00:00:00.000Z".into(),
             started_at: None,
             stopped_at: None,
@@ -141,6 +186,8 @@ mod tests {
             "stopped_at",
             "owner_pid",
             "keep",
+            "moat_exit_code",
+            "outcome",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
@@ -152,29 +199,64 @@ mod tests {
     #[test]
     fn endings_map_to_states() {
         let mut r = record();
-        r.finish(Some(0), None, "t".into());
+        r.finish(Ended::Exited(0), "t".into());
         assert_eq!((r.state, r.error.as_deref()), (State::Stopped, None));
+        assert_eq!(r.moat_exit_code, Some(0));
 
         let mut r = record();
-        r.finish(Some(3), None, "t".into());
+        r.finish(Ended::Exited(3), "t".into());
         assert_eq!(r.state, State::Failed);
         assert_eq!(r.error.as_deref(), Some("exit code 3"));
+        assert_eq!(r.outcome, Some(OutcomeKind::Exited));
 
         let mut r = record();
         r.stop_reason = Some(StopReason::MoatStop);
-        r.finish(Some(137), None, "t".into());
+        r.finish(Ended::Exited(137), "t".into());
         assert_eq!((r.state, r.exit_code), (State::Stopped, Some(137)));
+        assert_eq!(r.moat_exit_code, Some(137));
 
         let mut r = record();
         r.stop_reason = Some(StopReason::Timeout);
-        r.error = Some("timeout after 1s".into());
-        r.finish(Some(143), None, "t".into());
+        r.timeout = Some("1s".into());
+        r.finish(Ended::Exited(143), "t".into());
         assert_eq!(r.state, State::Failed);
         assert_eq!(r.error.as_deref(), Some("timeout after 1s"));
+        assert_eq!((r.exit_code, r.moat_exit_code), (Some(143), Some(124)));
 
         let mut r = record();
-        r.finish(None, Some("container disappeared".into()), "t".into());
+        r.stop_reason = Some(StopReason::Signal);
+        r.signal = Some("SIGHUP".into());
+        r.finish(Ended::NeverStarted, "t".into());
+        assert_eq!((r.state, r.exit_code), (State::Stopped, None));
+        assert_eq!(r.moat_exit_code, Some(129));
+
+        let mut r = record();
+        let error = "container disappeared".to_string();
+        r.finish(Ended::MoatFailed { error, code: None }, "t".into());
         assert_eq!(r.state, State::Failed);
+        assert_eq!(r.moat_exit_code, Some(125));
+    }
+
+    #[test]
+    fn records_written_before_moat_exit_code_get_it_from_the_same_function() {
+        let filled = |change: &dyn Fn(&mut Record)| {
+            let mut r = record();
+            r.state = State::Stopped;
+            change(&mut r);
+            r.fill_outcome();
+            (r.outcome, r.moat_exit_code)
+        };
+        let timed_out = filled(&|r| {
+            r.stop_reason = Some(StopReason::Timeout);
+            r.exit_code = Some(143);
+        });
+        assert_eq!(timed_out, (Some(OutcomeKind::TimedOut), Some(124)));
+        let escaped = filled(&|r| r.stop_reason = Some(StopReason::Escape));
+        assert_eq!(escaped.1, Some(0));
+        let lost = filled(&|r| r.error = Some("container disappeared".into()));
+        assert_eq!(lost, (Some(OutcomeKind::MoatFailed), Some(125)));
+        let live = filled(&|r| r.state = State::Running);
+        assert_eq!(live, (None, None));
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod raw;
 
 use std::os::fd::RawFd;
 
-pub use output::{notice, print, println, warn};
+pub use output::{OutputStream, ProgressLine, notice, print, println, warn};
 pub use raw::{RawGuard, install_panic_hook, restore_now};
 
 /// The terminal's size as (rows, cols), or `None` when `fd` is not a terminal or reports

@@ -48,3 +48,72 @@ pub fn notice(line: impl fmt::Display) {
 pub fn warn(what: impl fmt::Display) {
     notice(format_args!("moat: {what}"));
 }
+
+/// moat's stdout or stderr carrying a command's output: written without Rust's buffering
+/// so output is live and a large chunk costs one write. After a failed write the stream
+/// takes no more (the run decides what the failure means: a closed stdout ends it).
+pub struct OutputStream {
+    file: std::mem::ManuallyDrop<std::fs::File>,
+    failed: bool,
+}
+
+impl OutputStream {
+    pub fn stdout() -> OutputStream {
+        OutputStream::from_fd(1)
+    }
+
+    pub fn stderr() -> OutputStream {
+        OutputStream::from_fd(2)
+    }
+
+    fn from_fd(fd: i32) -> OutputStream {
+        use std::os::fd::FromRawFd;
+        // SAFETY: fds 1 and 2 are open for the life of the process; ManuallyDrop keeps
+        // this File from closing them.
+        OutputStream {
+            file: std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) }),
+            failed: false,
+        }
+    }
+
+    /// Write all of `bytes`. The first failure is returned; later writes are skipped and
+    /// return `Ok`, so the caller hears of it once.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.file
+            .write_all(bytes)
+            .inspect_err(|_| self.failed = true)
+    }
+}
+
+/// A progress line on stderr (an image pull's), drawn over itself and ended with its
+/// newline once, however the work it follows ended. Clones draw the same line, so the
+/// thread doing the work draws and the thread that waits for it ends it.
+#[derive(Clone, Default)]
+pub struct ProgressLine {
+    drawn: std::sync::Arc<AtomicBool>,
+}
+
+impl ProgressLine {
+    pub fn new() -> ProgressLine {
+        ProgressLine::default()
+    }
+
+    /// Replace the line with `text`.
+    pub fn draw(&self, text: &str) {
+        self.drawn.store(true, Ordering::SeqCst);
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K{text}");
+        let _ = err.flush();
+    }
+
+    /// End the line, so that what follows (an error, the command's output) starts a line
+    /// of its own.
+    pub fn end(&self) {
+        if self.drawn.swap(false, Ordering::SeqCst) {
+            let _ = io::stderr().lock().write_all(newline().as_bytes());
+        }
+    }
+}

@@ -239,7 +239,10 @@ fn already_gone(e: &Error) -> bool {
 }
 
 impl Runtime for Apple {
-    fn ensure_image(&self, image: &str, progress: bool) -> Result<()> {
+    fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
+        // The CLI draws its own progress: it gets the terminal (stderr) when progress is
+        // wanted.
+        let progress = progress.is_some();
         let found = self.cli.call(
             &format!("looking up image {image}"),
             &["image", "inspect", image],

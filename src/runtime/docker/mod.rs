@@ -50,6 +50,14 @@ fn classify_start_error(e: Error) -> Error {
     Error { kind, ..e }
 }
 
+/// Whether a process's command line is an engine's init: Docker's `docker-init` (tini)
+/// or Podman's `catatonit`.
+fn is_init(cmd: &str) -> bool {
+    let program = cmd.split_whitespace().next().unwrap_or("");
+    let name = program.rsplit('/').next().unwrap_or(program);
+    matches!(name, "docker-init" | "tini" | "catatonit")
+}
+
 #[derive(Deserialize)]
 struct WaitBody {
     #[serde(rename = "StatusCode")]
@@ -145,7 +153,7 @@ fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>,
 }
 
 impl Runtime for Docker {
-    fn ensure_image(&self, image: &str, progress: bool) -> Result<()> {
+    fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
         let what = format!("looking up image {image}");
         match self.client.call(
             &what,
@@ -396,6 +404,40 @@ impl Runtime for Docker {
             // "removing" means it has ended and is on its way out.
             "removing" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
             _ => ContainerState::Running,
+        })
+    }
+
+    fn command_started(&self, id: &str) -> Result<bool> {
+        let answer = match self.client.call(
+            "listing the container's processes",
+            "GET",
+            &format!("/containers/{id}/top"),
+            None,
+            Some(CALL_DEADLINE),
+        ) {
+            Ok((_, body)) => body,
+            Err(e) if e.is_not_found() || e.detail.contains("is not running") => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        #[derive(Deserialize)]
+        struct Top {
+            #[serde(rename = "Processes", default)]
+            processes: Option<Vec<Vec<String>>>,
+        }
+        let top: Top = serde_json::from_slice(&answer).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                "listing the container's processes",
+                format!("unexpected answer: {e}"),
+            )
+        })?;
+        let processes = top.processes.unwrap_or_default();
+        Ok(match processes.as_slice() {
+            [] => false,
+            // One process: the command itself (no init), or an init that has not forked
+            // yet. The command line is the last column.
+            [only] => !only.last().is_some_and(|cmd| is_init(cmd)),
+            _ => true,
         })
     }
 

@@ -1,0 +1,240 @@
+//! The run's beginning: create the container (pulling its image when it is missing),
+//! start it with its output and exit subscribed, and hand it to the main loop. A stop
+//! asked for before the command starts (a signal, `moat stop`) ends the run here, without
+//! starting it.
+
+use std::io::IsTerminal;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::select;
+
+use super::{Event, Run, RunSpec, pumps};
+use crate::outcome::{Ended, StopReason};
+use crate::runtime::{CreateSpec, ErrorKind, StartOptions};
+use crate::store::State;
+use crate::{signal, term, time};
+
+/// How often a run that is pulling its image looks for a `moat stop`.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+
+impl Run {
+    /// Set up, start and follow the run until it has ended; how the command ended.
+    pub(super) fn drive(&mut self, spec: &RunSpec, forward_stdin: bool) -> Ended {
+        let home = self.store.root().to_string_lossy().into_owned();
+        let create = spec.container(&self.id, &home, self.tty, forward_stdin);
+        let container = match self.create(&create) {
+            Ok(c) => c,
+            Err(ended) => return ended,
+        };
+        log::debug!("container created");
+        self.container = Some(container.clone());
+        let mut stop_requested = false;
+        self.update(|r| {
+            r.container_id = Some(container.clone());
+            if r.state == State::Created {
+                r.state = State::Starting;
+            }
+            stop_requested = r.stop_reason == Some(StopReason::MoatStop);
+            true
+        });
+        if let Some(s) = self.pending_signal() {
+            return self.abort(StopReason::Signal, Some(s));
+        }
+        if stop_requested {
+            return Ended::NeverStarted;
+        }
+
+        // Raw mode before start: the first keystrokes must already be raw.
+        let _raw = if self.tty {
+            term::install_panic_hook();
+            match term::RawGuard::enter(0) {
+                Ok(g) => Some(g),
+                Err(e) => return moat_failed(format!("setting up the terminal: {e}")),
+            }
+        } else {
+            None
+        };
+        let opts = StartOptions {
+            tty: self.tty,
+            stdin: forward_stdin,
+            size: self.tty.then(|| term::size_or_default(0)),
+        };
+        let session = match self.runtime.start(&container, opts) {
+            Ok(s) => s,
+            Err(e) => {
+                return match e.kind {
+                    ErrorKind::CommandNotFound => could_not_run(127, e),
+                    ErrorKind::CommandNotExecutable => could_not_run(126, e),
+                    _ => moat_failed(e.to_string()),
+                };
+            }
+        };
+        log::debug!("container started");
+        let requested_stop = self.mark_running(spec.timeout);
+        self.announce(spec.agent);
+
+        let log = match self.store.open_log(&self.id) {
+            Ok(f) => f,
+            Err(e) => return self.abandon(&container, e.to_string()),
+        };
+        if let Err(e) = pumps::spawn_output(session.output, log, self.events_tx.clone()) {
+            return self.abandon(&container, format!("starting the output pump: {e}"));
+        }
+        if let Some(sink) = session.stdin
+            && let Err(e) = pumps::spawn_stdin(sink, self.tty, self.events_tx.clone())
+        {
+            return self.abandon(&container, format!("starting the stdin pump: {e}"));
+        }
+        if let Some(timeout) = requested_stop {
+            // `moat stop` asked while the container was starting and left the stop to
+            // this process, with its own grace period.
+            self.request_stop(&container, StopReason::MoatStop, None, timeout);
+        }
+        self.follow(&container, session.exit, session.resizer, spec.timeout)
+    }
+
+    /// Create the container; pull its image first when it is missing. Creating first
+    /// and pulling only then costs the common case one engine call instead of two.
+    fn create(&mut self, create: &CreateSpec) -> Result<String, Ended> {
+        match self.runtime.create(create) {
+            Ok(c) => Ok(c),
+            Err(e) if e.kind == ErrorKind::ImageNotFound => {
+                self.pull(&create.image)?;
+                self.runtime
+                    .create(create)
+                    .map_err(|e| moat_failed(e.to_string()))
+            }
+            Err(e) => Err(moat_failed(e.to_string())),
+        }
+    }
+
+    /// Pull the image. A pull can take long, so it runs beside the signal handling: a
+    /// signal or a `moat stop` ends the run at once (no container exists yet).
+    fn pull(&mut self, image: &str) -> Result<(), Ended> {
+        let line = std::io::stderr()
+            .is_terminal()
+            .then(term::ProgressLine::new);
+        if line.is_some() {
+            term::notice(format_args!("Pulling image {image}..."));
+        }
+        let (pulled_tx, pulled) = crossbeam_channel::bounded(1);
+        let rt = self.runtime.clone();
+        let image = image.to_string();
+        let drawer = line.clone();
+        std::thread::spawn(move || {
+            let progress = drawer.map(|l| Box::new(move |text: &str| l.draw(text)) as _);
+            let _ = pulled_tx.send(rt.ensure_image(&image, progress));
+        });
+        // `moat stop` from elsewhere only writes the record; look at it now and then.
+        let stop_check = crossbeam_channel::tick(STOP_CHECK);
+        let result = loop {
+            select! {
+                recv(pulled) -> r => break match r {
+                    Ok(Ok(())) if self.stop_requested() => Err(Ended::NeverStarted),
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(moat_failed(e.to_string())),
+                    Err(_) => Err(moat_failed("pulling the image: the pull stopped".into())),
+                },
+                recv(self.events) -> ev => {
+                    if let Ok(Event::Signal(s)) = ev {
+                        self.runtime.cancel_calls();
+                        break Err(self.abort(StopReason::Signal, Some(s)));
+                    }
+                }
+                recv(stop_check) -> _ => {
+                    if self.stop_requested() {
+                        self.runtime.cancel_calls();
+                        break Err(Ended::NeverStarted);
+                    }
+                }
+            }
+        };
+        if let Some(line) = line {
+            line.end();
+        }
+        result
+    }
+
+    /// A signal that arrived while moat was busy setting up.
+    fn pending_signal(&self) -> Option<i32> {
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::Signal(s) = event {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Whether another process has asked this run to stop (`moat stop`).
+    fn stop_requested(&self) -> bool {
+        self.store
+            .read(&self.id)
+            .is_ok_and(|r| r.stop_reason == Some(StopReason::MoatStop))
+    }
+
+    /// A stop came before the command started: record why, and end without starting it.
+    fn abort(&mut self, reason: StopReason, received: Option<i32>) -> Ended {
+        self.update(|r| {
+            if r.stop_reason.is_none() {
+                r.stop_reason = Some(reason);
+                r.signal = received.and_then(signal::name).map(str::to_string);
+            }
+            true
+        });
+        Ended::NeverStarted
+    }
+
+    /// The container runs: record it, with the deadline of `--timeout`. Returns the grace
+    /// period of a `moat stop` that asked meanwhile and left the stop to this process.
+    fn mark_running(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let now = SystemTime::now();
+        let deadline = timeout.and_then(|t| now.checked_add(t));
+        let mut requested = None;
+        self.update(|r| {
+            r.started_at = Some(time::rfc3339_ms(now));
+            r.deadline = deadline.map(time::rfc3339_ms);
+            if r.state == State::Starting {
+                r.state = State::Running;
+            }
+            if r.stop_reason == Some(StopReason::MoatStop) {
+                requested = Some(
+                    r.stop_timeout
+                        .map_or(self.stop_timeout, Duration::from_secs),
+                );
+            }
+            true
+        });
+        requested
+    }
+
+    /// Say on stderr that the run started (an agent always; a plain run when stderr is
+    /// a terminal), and how to stop a TTY session.
+    fn announce(&self, agent: Option<&str>) {
+        if let Some(agent) = agent {
+            term::notice(format_args!("Started agent \"{agent}\" ({})", self.id));
+        } else if !self.tty && std::io::stderr().is_terminal() {
+            term::notice(format_args!("Started {} ({})", self.name, self.id));
+        }
+        if self.tty {
+            term::notice("Escape: Ctrl-/ k (stop)");
+        }
+    }
+
+    /// Something failed after the container started: kill it and record the failure.
+    fn abandon(&self, container: &str, error: String) -> Ended {
+        let _ = self.runtime.kill(container);
+        moat_failed(error)
+    }
+}
+
+fn moat_failed(error: String) -> Ended {
+    Ended::MoatFailed { error, code: None }
+}
+
+/// The command's own exit code, as a shell would report it.
+fn could_not_run(code: i32, e: crate::runtime::Error) -> Ended {
+    Ended::CouldNotRun {
+        code,
+        error: e.to_string(),
+    }
+}
