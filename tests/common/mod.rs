@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod gate;
 pub mod live;
 pub mod pty;
 
