@@ -23,7 +23,9 @@ impl Log for Stderr {
             let ms = STARTED
                 .get()
                 .map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
-            eprintln!("moat[{} {ms:.1}ms]: {}", record.level(), record.args());
+            // A closed stderr must not panic moat in the middle of a run.
+            let line = format!("moat[{} {ms:.1}ms]: {}\n", record.level(), record.args());
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
     }
 

@@ -54,26 +54,12 @@ impl Run {
                         }
                         output_done = true;
                     }
-                    Ok(Event::Signal(s)) => self.on_signal(container, s),
-                    Ok(Event::Escape) => {
-                        self.request_stop(container, StopReason::Escape, None, self.stop_timeout);
-                    }
-                    Ok(Event::StdoutClosed) => {
-                        self.request_stop(container, StopReason::StdoutClosed, None, self.stop_timeout);
-                    }
                     Ok(Event::OutputLost(why)) => {
                         let error = format!("writing the command's output: {why}");
                         term::warn(&error);
                         output_lost = Some(error);
                     }
-                    Ok(Event::WindowChanged) => {
-                        if let Some(resizer) = &resizer
-                            && let Some((rows, cols)) = term::window_size(0) {
-                                let _ = resizer.resize(rows, cols);
-                            }
-                    }
-                    Ok(Event::StopDone(Some(e))) => term::warn(e),
-                    Ok(Event::StdinClosed | Event::StopDone(None)) => {}
+                    Ok(event) => self.on_event(container, event, resizer.as_deref()),
                     Err(_) => break,
                 },
                 recv(timer) -> _ => {
@@ -115,6 +101,31 @@ impl Run {
                 }
             }
             (_, ended) => ended,
+        }
+    }
+
+    /// An event that asks for a stop or a resize, or tells of one.
+    fn on_event(&mut self, container: &str, event: Event, resizer: Option<&dyn runtime::Resizer>) {
+        match event {
+            Event::Signal(s) => self.on_signal(container, s),
+            Event::Escape => {
+                self.request_stop(container, StopReason::Escape, None, self.stop_timeout);
+            }
+            Event::StdoutClosed => {
+                self.request_stop(container, StopReason::StdoutClosed, None, self.stop_timeout);
+            }
+            Event::WindowChanged => {
+                if let Some(resizer) = resizer
+                    && let Some((rows, cols)) = term::window_size(0)
+                {
+                    let _ = resizer.resize(rows, cols);
+                }
+            }
+            Event::StopDone(Some(e)) => term::warn(e),
+            Event::OutputDone(_)
+            | Event::OutputLost(_)
+            | Event::StdinClosed
+            | Event::StopDone(None) => {}
         }
     }
 
