@@ -59,7 +59,7 @@ pub fn stop(
     }
 
     if store.owner_alive(&requested) {
-        wait_for_owner(store, &requested, timeout + OWNER_GRACE)?;
+        wait_for_owner(store, &requested, timeout.saturating_add(OWNER_GRACE))?;
     }
     let now = store.read(&record.id)?;
     if now.state.is_final() {
