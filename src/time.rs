@@ -97,16 +97,71 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 }
 
 /// Parse a duration such as `90s`, `5m`, `2h`, `7d`, `1h30m`, `500ms` or `1.5h`; a bare number
-/// means seconds. Units: `ms`, `s`, `m`, `h`, `d`. Components add up (`1h30m`).
+/// means seconds. Units: `ms`, `s`, `m`, `h`, `d`. Components add up (`1h30m`). Exact to the
+/// nanosecond; a value past what a `Duration` holds is an error, never a wrapped number.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration(s).map_err(|why| format!("invalid duration {s:?}: {why}"))
+}
+
+/// The longest `--timeout`: a year. A run meant to outlive that is a service, not a run, and
+/// a larger number is a typo that would otherwise read as "no limit".
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * SECS_PER_DAY as u64);
+/// The longest stop grace (`run --stop-timeout`, `stop -t`): a day. The engine takes it as an
+/// int of seconds, and a command that needs more than a day to shut down should be killed.
+pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(SECS_PER_DAY as u64);
+/// The longest `clean --older-than`: 100 years (of 365.25 days). No run is that old, so a
+/// larger value can only be a mistake.
+pub const MAX_OLDER_THAN: Duration = Duration::from_secs(36_525 * SECS_PER_DAY as u64);
+
+/// A duration flag's value (see [`parse_duration`]), at most `max`. The error names `flag`.
+pub fn parse_flag_duration(flag: &str, value: &str, max: Duration) -> Result<Duration, String> {
+    duration(value)
+        // Past a Duration is past `max` too: say what the flag takes.
+        .map_err(|why| {
+            if why == TOO_LARGE {
+                too_large(max)
+            } else {
+                why
+            }
+        })
+        .and_then(|d| at_most(d, max))
+        .map_err(|why| format!("invalid {flag} {value:?}: {why}"))
+}
+
+/// A flag's value in whole seconds (`10`), at most `max`. The error names `flag`.
+pub fn parse_flag_seconds(flag: &str, value: &str, max: Duration) -> Result<Duration, String> {
+    let bad = |why: String| format!("invalid {flag} {value:?}: {why}");
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("expected a whole number of seconds".into()));
+    }
+    let too_large = || bad(format!("too large; at most {} seconds", max.as_secs()));
+    // Only digits: the one way the parse can fail is a number past u64.
+    let secs = value.parse::<u64>().map_err(|_| too_large())?;
+    if secs > max.as_secs() {
+        return Err(too_large());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn at_most(d: Duration, max: Duration) -> Result<Duration, String> {
+    if d > max { Err(too_large(max)) } else { Ok(d) }
+}
+
+fn too_large(max: Duration) -> String {
+    format!("too large; at most {}", format_duration(max))
+}
+
+const TOO_LARGE: &str = "too large";
+
+/// [`parse_duration`] without the value in its error.
+fn duration(s: &str) -> Result<Duration, String> {
     const EXPECTED: &str = "expected a number with a unit ms, s, m, h or d, like 90s or 5m";
-    let bad = |why: &str| format!("invalid duration {s:?}: {why}");
     let t = s.trim();
     if t.is_empty() {
-        return Err(bad(EXPECTED));
+        return Err(EXPECTED.into());
     }
     if t.starts_with('-') {
-        return Err(bad("must not be negative"));
+        return Err("must not be negative".into());
     }
     let b = t.as_bytes();
     let mut i = 0;
@@ -118,7 +173,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             i += 1;
         }
         if i == int_start {
-            return Err(bad(EXPECTED));
+            return Err(EXPECTED.into());
         }
         let int_digits = &b[int_start..i];
         let mut frac_digits: &[u8] = &[];
@@ -129,7 +184,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 i += 1;
             }
             if i == frac_start {
-                return Err(bad(EXPECTED));
+                return Err(EXPECTED.into());
             }
             frac_digits = &b[frac_start..i];
         }
@@ -138,44 +193,42 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let unit = &t[unit_start..i];
-        let unit_ns: u128 = match unit {
+        let unit_ns: u128 = match &t[unit_start..i] {
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60 * 1_000_000_000,
             "h" => 3600 * 1_000_000_000,
             "d" => 86_400 * 1_000_000_000,
             "" if int_start == 0 && i == b.len() => 1_000_000_000, // bare number: seconds
-            "" if i < b.len() => return Err(bad(EXPECTED)),
-            "" => return Err(bad(&format!("missing unit at the end; {EXPECTED}"))),
+            "" if i < b.len() => return Err(EXPECTED.into()),
+            "" => return Err(format!("missing unit at the end; {EXPECTED}")),
             other => {
-                return Err(bad(&format!(
+                return Err(format!(
                     "unknown unit {other:?}; expected ms, s, m, h or d, like 90s or 5m"
-                )));
+                ));
             }
         };
-        let too_large = || bad("too large");
-        let mut int: u128 = 0;
-        for &d in int_digits {
-            int = int
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u128::from(d - b'0')))
-                .ok_or_else(too_large)?;
-        }
-        let mut part = int.checked_mul(unit_ns).ok_or_else(too_large)?;
-        if !frac_digits.is_empty() {
-            // Digits past the 18th are below a nanosecond for any unit: ignore them.
-            let kept = &frac_digits[..frac_digits.len().min(18)];
-            let mut frac: u128 = 0;
-            for &d in kept {
-                frac = frac * 10 + u128::from(d - b'0');
-            }
-            part += frac * unit_ns / 10u128.pow(kept.len() as u32);
-        }
-        total = total.checked_add(part).ok_or_else(too_large)?;
+        let part = component_ns(int_digits, frac_digits, unit_ns).ok_or(TOO_LARGE)?;
+        total = total.checked_add(part).ok_or(TOO_LARGE)?;
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| bad("too large"))?;
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| TOO_LARGE)?;
     Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+}
+
+/// `INT.FRAC` units of `unit_ns` nanoseconds each, in nanoseconds; `None` past u128. The
+/// fraction is truncated to the nanosecond.
+fn component_ns(int_digits: &[u8], frac_digits: &[u8], unit_ns: u128) -> Option<u128> {
+    let int = int_digits.iter().try_fold(0u128, |n, &d| {
+        n.checked_mul(10)?.checked_add(u128::from(d - b'0'))
+    })?;
+    // Digits past the 18th are below a nanosecond for any unit: ignore them. 18 digits
+    // times the largest unit stays far below u128::MAX, so this part cannot overflow.
+    let kept = &frac_digits[..frac_digits.len().min(18)];
+    let frac = kept
+        .iter()
+        .fold(0u128, |n, &d| n * 10 + u128::from(d - b'0'));
+    let frac_ns = frac * unit_ns / 10u128.pow(kept.len() as u32);
+    int.checked_mul(unit_ns)?.checked_add(frac_ns)
 }
 
 /// A compact human form that [`parse_duration`] reads back: `1m30s`, `2h`, `1d2h`, `500ms`,
@@ -504,6 +557,111 @@ mod tests {
         assert!(err("18446744073709551616s").contains("too large"));
         assert!(err("999999999999999999999999999999999999999999d").contains("too large"));
         assert!(err("213503982334602d").contains("too large"));
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_wrapped() {
+        // Before: the fraction was added unchecked, and this wrapped to about 20 hours.
+        let e = parse_duration("3938453320844195178974243.99999d").expect_err("wrapped");
+        assert!(e.contains("too large"), "{e}");
+        for s in [
+            "340282366920938463463374607431768211456ms", // u128::MAX + 1
+            "3938453320844195178974244d",
+            "18446744073709551615s1s",
+            "18446744073709551615.5s0.5s",
+            "1d18446744073709551615s",
+        ] {
+            assert!(parse_duration(s).expect_err(s).contains("too large"), "{s}");
+        }
+        // The largest Duration still parses, exactly.
+        assert_eq!(
+            parse_duration("18446744073709551615.999999999s"),
+            Ok(Duration::MAX)
+        );
+    }
+
+    #[test]
+    fn fractions_are_exact() {
+        let ok = |s: &str| parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("0.1s"), Duration::from_millis(100));
+        assert_eq!(ok("0.3d"), Duration::from_secs(25_920));
+        assert_eq!(ok("1.000000001s"), Duration::new(1, 1));
+        assert_eq!(ok("1.0000000019s"), Duration::new(1, 1));
+        assert_eq!(
+            ok("0.999999999999999999999m"),
+            Duration::new(59, 999_999_999)
+        );
+        assert_eq!(ok("1.5d1.5h"), Duration::from_secs(86_400 + 43_200 + 5400));
+    }
+
+    #[test]
+    fn flag_durations_have_a_maximum_and_name_the_flag() {
+        let year = 365 * 86_400;
+        assert_eq!(
+            parse_flag_duration("--timeout", "365d", MAX_TIMEOUT),
+            Ok(Duration::from_secs(year))
+        );
+        assert_eq!(
+            parse_flag_duration("--timeout", "366d", MAX_TIMEOUT),
+            Err("invalid --timeout \"366d\": too large; at most 365d".into())
+        );
+        assert_eq!(
+            parse_flag_duration("--timeout", "364.99999d1ms", MAX_TIMEOUT).map(|d| d < MAX_TIMEOUT),
+            Ok(true)
+        );
+        for v in [
+            "3938453320844195178974243.99999d",
+            "99999999999999999999999999999999999999999d",
+            "18446744073709551616",
+            "365d1ms",
+        ] {
+            let e = parse_flag_duration("--timeout", v, MAX_TIMEOUT).expect_err(v);
+            assert!(e.starts_with("invalid --timeout "), "{e}");
+            assert!(e.ends_with("too large; at most 365d"), "{e}");
+        }
+        let e = parse_flag_duration("--older-than", "7y", MAX_OLDER_THAN).expect_err("7y");
+        assert!(
+            e.starts_with("invalid --older-than \"7y\": unknown unit"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_flag_duration("--older-than", "36525d", MAX_OLDER_THAN),
+            Ok(MAX_OLDER_THAN)
+        );
+        assert!(parse_flag_duration("--older-than", "36526d", MAX_OLDER_THAN).is_err());
+    }
+
+    #[test]
+    fn flag_seconds_are_whole_and_bounded() {
+        let secs = |v: &str| parse_flag_seconds("--stop-timeout", v, MAX_STOP_TIMEOUT);
+        assert_eq!(secs("0"), Ok(Duration::ZERO));
+        assert_eq!(secs("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(secs("86400"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(
+            secs("86401"),
+            Err("invalid --stop-timeout \"86401\": too large; at most 86400 seconds".into())
+        );
+        for v in [
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
+            assert!(
+                secs(v)
+                    .expect_err(v)
+                    .ends_with("too large; at most 86400 seconds"),
+                "{v}"
+            );
+        }
+        for v in ["", "-1", "+5", "1.5", "10s", " 10", "١"] {
+            let e = secs(v).expect_err(v);
+            assert!(
+                e.ends_with("expected a whole number of seconds"),
+                "{v}: {e}"
+            );
+        }
+        let e = parse_flag_seconds("-t", "x", MAX_STOP_TIMEOUT).expect_err("x");
+        assert_eq!(e, "invalid -t \"x\": expected a whole number of seconds");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{assert_code, stderr, stdout};
+use common::{assert_code, assert_usage_error_naming, containers_of_home, stderr, stdout};
 
 use std::collections::HashSet;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -1383,4 +1383,64 @@ fn clean_with_stdout_closed_still_removes_everything() {
     let out = output_to(env.cmd(), &args, closed_pipe());
     assert_quiet_end(&out, &args);
     assert!(env.run_dirs().is_empty(), "left: {:?}", env.run_dirs());
+}
+
+/// `moat stop -t` past what moat can represent, or past a day, is a usage error before the
+/// stop is recorded or sent: it used to overflow after the container was signalled, panic,
+/// and leave the run to its owner's mercy.
+#[test]
+fn absurd_stop_timeouts_are_usage_errors_and_stop_nothing() {
+    let env = moat();
+    let mut live = spawn_run(&env, &["-n", "live"], &["sleep", "1000"]);
+    let id = wait_running(&env, "live");
+    let before = env.record(&id);
+    for value in [
+        "18446744073709551615",
+        "18446744073709551616",
+        "86401",
+        "1.5",
+        "10s",
+    ] {
+        for flag in ["-t", "--time"] {
+            let out = env.run(&["stop", flag, value, &id]);
+            assert_usage_error_naming(&out, flag);
+            assert_eq!(
+                env.record(&id),
+                before,
+                "stop {flag} {value} touched the record"
+            );
+        }
+    }
+    assert!(live.running(), "an invalid stop ended the run");
+    assert_eq!(env.run_dirs().len(), 1, "{:?}", env.run_dirs());
+
+    assert_code(&env.run(&["stop", &id]), 0);
+    assert_eq!(live.wait(LONG).0.code(), Some(143));
+    let left = containers_of_home(&env);
+    assert!(left.is_empty(), "containers left: {left:?}");
+}
+
+/// `moat clean --older-than` past 100 years is a usage error that removes nothing.
+#[test]
+fn absurd_older_than_is_a_usage_error_that_removes_nothing() {
+    let env = moat();
+    write_finished(
+        &env,
+        "run_0bd000000002",
+        "old",
+        ago(Duration::from_secs(30 * 86_400)),
+        0,
+        &["old"],
+    );
+    let before = tree(&env.home);
+    for value in [
+        "3938453320844195178974243.99999d",
+        "18446744073709551616s",
+        "36526d",
+        "5y",
+    ] {
+        let out = run_without_engine(&env, &["clean", "-f", "--older-than", value]);
+        assert_usage_error_naming(&out, "--older-than");
+        assert_same_tree(&before, &tree(&env.home), &format!("--older-than {value}"));
+    }
 }

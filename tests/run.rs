@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{assert_code, stderr, stdout};
+use common::{assert_code, assert_usage_error_naming, containers_of_home, stderr, stdout};
 
 use std::io::Write;
 use std::process::Stdio;
@@ -552,6 +552,43 @@ fn usage_errors_exit_2_and_create_nothing() {
             env.run_dirs()
         );
     }
+}
+
+/// A duration moat cannot represent, or absurd for its flag, is a usage error before
+/// anything exists: it used to wrap (`--timeout`, to about 20 hours) or be taken as given
+/// (`--stop-timeout`, which then overflowed at the stop and orphaned the container).
+#[test]
+fn absurd_durations_are_usage_errors_naming_the_flag() {
+    let env = moat();
+    let cases: [(&str, &str); 8] = [
+        ("--timeout", "3938453320844195178974243.99999d"),
+        ("--timeout", "18446744073709551616s"),
+        ("--timeout", "366d"),
+        ("--timeout", "99999999999999999999999999999999999999999d"),
+        ("--stop-timeout", "18446744073709551615"),
+        ("--stop-timeout", "18446744073709551616"),
+        ("--stop-timeout", "86401"),
+        ("--stop-timeout", "1.5"),
+    ];
+    for (flag, value) in cases {
+        let out = env.run(&["run", "--image", IMAGE, flag, value, "--", "true"]);
+        assert_usage_error_naming(&out, flag);
+        assert!(env.run_dirs().is_empty(), "{flag} {value}: created a run");
+        let left = containers_of_home(&env);
+        assert!(left.is_empty(), "{flag} {value}: containers {left:?}");
+    }
+    // The limits themselves are accepted.
+    let out = env.run(&[
+        "run",
+        "--dry-run",
+        "--timeout",
+        "365d",
+        "--stop-timeout",
+        "86400",
+        "--",
+        "true",
+    ]);
+    assert_code(&out, 0);
 }
 
 #[test]

@@ -40,7 +40,10 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         match key {
             "--older-than" => {
                 let v = string_value("clean", parser)?;
-                older_than = Some(time::parse_duration(&v).map_err(|e| Error::usage("clean", e))?);
+                older_than = Some(
+                    time::parse_flag_duration("--older-than", &v, time::MAX_OLDER_THAN)
+                        .map_err(|e| Error::usage("clean", e))?,
+                );
             }
             "--dry-run" | "-n" => dry_run = true,
             "-f" | "--force" => force = true,

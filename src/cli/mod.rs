@@ -1,7 +1,7 @@
 //! The command line: one file per command. `main` dispatches on the first word; each
 //! command parses its own flags with lexopt and prints its own `--help`.
 
-mod address;
+pub mod address;
 mod agents;
 mod clean;
 mod destroy;

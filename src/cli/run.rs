@@ -31,8 +31,9 @@ Flags:
       --network NETWORK    none, bridge or a network name
       --keep               do not remove the container when the run ends
       --no-init            run the command as PID 1 instead of under the engine's init
-      --stop-timeout SECS  grace period between the stop signal and a kill (default 10)
-      --timeout DURATION   stop the run after DURATION (90s, 5m, 2h); exits 124
+      --stop-timeout SECS  grace period between the stop signal and a kill (default 10,
+                           at most 86400)
+      --timeout DURATION   stop the run after DURATION (90s, 5m, 2h; at most 365d); exits 124
       --dry-run            print what would run and create nothing
   -h, --help               show this help
 
@@ -136,16 +137,14 @@ impl RunFlags {
             },
         };
         let stop_timeout = match self.stop_timeout {
-            Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
-                bad(format!(
-                    "invalid --stop-timeout {s:?}: expected a whole number of seconds"
-                ))
-            })?),
+            Some(s) => time::parse_flag_seconds("--stop-timeout", &s, time::MAX_STOP_TIMEOUT)
+                .map_err(bad)?,
             None => Duration::from_secs(10),
         };
         let timeout = match self.timeout {
             Some(t) => {
-                let d = time::parse_duration(&t).map_err(bad)?;
+                let d =
+                    time::parse_flag_duration("--timeout", &t, time::MAX_TIMEOUT).map_err(bad)?;
                 if d.is_zero() {
                     return Err(bad("--timeout must be more than zero".into()));
                 }

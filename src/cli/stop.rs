@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::run::{reconcile, stop};
 use crate::runtime::Connections;
 use crate::store::Store;
-use crate::term;
+use crate::{term, time};
 
 const HELP: &str = "\
 Stop runs
@@ -19,7 +19,7 @@ With no RUN, stops the newest running run. The container gets its stop signal, t
 a kill after the timeout; moat stop returns once the run's record is final.
 
 Flags:
-  -t, --time SECONDS   seconds to wait before killing (default 10)
+  -t, --time SECONDS   seconds to wait before killing (default 10, at most 86400)
   -h, --help           show this help";
 
 /// Entry point for `moat stop`.
@@ -29,12 +29,8 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         Ok(match key {
             "-t" | "--time" | "--timeout" => {
                 let v = string_value("stop", parser)?;
-                timeout = Duration::from_secs(v.parse().map_err(|_| {
-                    Error::usage(
-                        "stop",
-                        format!("invalid -t {v:?}: expected a whole number of seconds"),
-                    )
-                })?);
+                timeout = time::parse_flag_seconds(key, &v, time::MAX_STOP_TIMEOUT)
+                    .map_err(|e| Error::usage("stop", e))?;
                 true
             }
             _ => false,

@@ -642,3 +642,26 @@ pub fn assert_code(out: &Output, code: i32) {
         stderr(out)
     );
 }
+
+/// Asserts a usage error about `flag`: exit 2, nothing on stdout, and one line on stderr
+/// that names the flag (then only the pointer to `--help`).
+#[track_caller]
+pub fn assert_usage_error_naming(out: &Output, flag: &str) {
+    assert_code(out, 2);
+    assert!(out.stdout.is_empty(), "stdout {:?}", stdout(out));
+    let text = stderr(out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("Run 'moat "))
+        .collect();
+    assert_eq!(lines.len(), 1, "not one line: {text:?}");
+    assert!(
+        lines[0].starts_with(&format!("moat: invalid {flag} ")),
+        "does not name {flag}: {text:?}"
+    );
+}
+
+/// Every container (running or not) labelled with `env`'s `MOAT_HOME`.
+pub fn containers_of_home(env: &Env) -> Vec<String> {
+    containers_labelled(&format!("moat.home={}", env.home.display()))
+}

@@ -25,6 +25,10 @@ const EXIT_CHECK: Duration = Duration::from_millis(100);
 /// How long output may keep arriving after the CLI exited before moat stops reading.
 const AFTER_EXIT: Duration = Duration::from_millis(500);
 
+/// Longer than any call's deadline can usefully be (the flags stop at a year), and short
+/// enough that `Instant + deadline` cannot overflow and panic on a saturated deadline.
+const LONGEST_CALL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// The path to Apple's `container` CLI.
 #[derive(Debug, Clone)]
 pub struct Cli {
@@ -158,7 +162,7 @@ impl Cli {
         );
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(&e))?;
         let _in_flight = InFlight::register(&child);
-        match collect(&mut child, started + deadline, tee) {
+        match collect(&mut child, started + deadline.min(LONGEST_CALL), tee) {
             Ok(Some((status, stdout, stderr))) => {
                 log::debug!(
                     "{} answered {status} in {:?}",
@@ -366,6 +370,14 @@ mod tests {
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stdout, b"out\n");
         assert_eq!(out.stderr, "err\n");
+    }
+
+    #[test]
+    fn a_deadline_past_any_instant_is_no_panic() {
+        let out = sh()
+            .call("x", &["-c", "exit 0"], Duration::MAX, false)
+            .expect("call");
+        assert_eq!(out.status.code(), Some(0));
     }
 
     #[test]

@@ -297,10 +297,11 @@ impl Runtime for Apple {
 
     fn stop(&self, id: &str, signal: Option<&str>, timeout: Duration) -> Result<()> {
         let what = "stopping the container";
-        match self
-            .cli
-            .run(what, &stop_args(id, signal, timeout), timeout + STOP_GRACE)
-        {
+        match self.cli.run(
+            what,
+            &stop_args(id, signal, timeout),
+            timeout.saturating_add(STOP_GRACE),
+        ) {
             Ok(_) => Ok(()),
             Err(e) if already_gone(&e) => Ok(()),
             Err(e) if e.kind == ErrorKind::Timeout => {

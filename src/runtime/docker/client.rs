@@ -23,6 +23,10 @@ const MAX_API: (u32, u32) = (1, 47);
 /// Deadline for ordinary calls (inspect, create, remove...).
 pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Longer than any call's deadline can usefully be (the flags stop at a year), and short
+/// enough that ureq's `Instant + deadline` cannot overflow and panic on a saturated one.
+const LONGEST_CALL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// The socket named by `$DOCKER_HOST` (`unix://PATH`), else the default.
 pub fn socket_path() -> std::result::Result<PathBuf, Error> {
     match std::env::var("DOCKER_HOST") {
@@ -174,6 +178,7 @@ impl Client {
         deadline: Option<Duration>,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let url = format!("http://docker{}", self.versioned(path));
+        let deadline = deadline.map(|d| d.min(LONGEST_CALL));
         match method {
             "GET" => self
                 .agent

@@ -345,7 +345,7 @@ impl Runtime for Docker {
             "POST",
             &path,
             None,
-            Some(timeout + CALL_DEADLINE),
+            Some(timeout.saturating_add(CALL_DEADLINE)),
         ) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
