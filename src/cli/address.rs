@@ -109,6 +109,7 @@ mod tests {
             stop_reason: None,
             signal: None,
             stop_timeout: None,
+            logs_incomplete: None,
             timeout: None,
             deadline: None,
             created_at: created.into(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{address, at_most_one, parse_args, string_value};
 use crate::error::{Error, Result};
-use crate::run::reconcile;
+use crate::run::{catch_up, reconcile};
 use crate::runtime::Connections;
 use crate::store::logs::{Follower, LogError, LogLine, LogReader};
 use crate::store::{Record, Store};
@@ -89,10 +89,58 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     if follow && !checked.record.state.is_final() && !checked.orphaned {
         follow_run(&store, checked.record, &opts, &mut printer)?;
     } else {
-        // Finished, or orphaned (nothing more will be captured).
         print_all(&store, &checked.record, &opts, &mut printer)?;
+        if follow && checked.orphaned {
+            follow_orphan(&store, &mut conns, &checked.record, &opts)?;
+        }
     }
     Ok(0)
+}
+
+/// A run whose `moat run` died captures nothing more: follow its output through the
+/// engine until it ends, then settle it (which appends that output to its log).
+fn follow_orphan(
+    store: &Store,
+    conns: &mut Connections,
+    record: &Record,
+    opts: &Options,
+) -> Result<()> {
+    let Some(container) = &record.container_id else {
+        return Ok(());
+    };
+    term::warn(format_args!(
+        "run {}'s moat run is gone; following its output through the engine",
+        record.id
+    ));
+    let rt = conns.for_record(&record.runtime)?;
+    let mut stdout = term::OutputStream::stdout();
+    let mut stderr = term::OutputStream::stderr();
+    let mut write_failed = None;
+    let followed = catch_up::follow(store, &*rt, &record.id, container, |stream, bytes| {
+        let written = match (stream, opts.only) {
+            (Stream::Stderr, None | Some(Stream::Stderr)) => stderr.write(bytes),
+            (Stream::Stdout | Stream::Tty, None | Some(Stream::Stdout)) => stdout.write(bytes),
+            _ => Ok(()),
+        };
+        written.map_err(|e| {
+            let kind = e.kind();
+            write_failed = Some(e);
+            io::Error::from(kind)
+        })
+    });
+    if let Some(e) = write_failed {
+        // The same end as every other failed write: quiet for a closed pipe.
+        return Err(Error::output(e));
+    }
+    if let Err(why) = followed {
+        term::warn(format_args!(
+            "following run {} through the engine: {why}",
+            record.id
+        ));
+    }
+    let now = store.read(&record.id)?;
+    reconcile::check(store, conns, now);
+    Ok(())
 }
 
 fn open_log(store: &Store, record: &Record) -> Result<Option<File>> {

@@ -6,6 +6,7 @@ use super::Run;
 use crate::error::{Error, Result};
 use crate::outcome::{Ended, StopReason};
 use crate::runtime::ErrorKind;
+use crate::store::Record;
 use crate::{term, time};
 
 impl Run {
@@ -18,13 +19,33 @@ impl Run {
             _ => None,
         };
         let now = time::now_rfc3339();
-        let record = self.store.update(&self.id, |r| {
-            r.finish(ended, now);
+        let logs_incomplete = self.logs_incomplete.take();
+        let written = self.store.update(&self.id, |r| {
+            r.logs_incomplete = r.logs_incomplete.take().or(logs_incomplete.clone());
+            r.finish(ended.clone(), now.clone());
             true
         });
         log::debug!("final record written");
         // The terminal comes back before anything else is printed.
         term::restore_now();
+        let record = match written {
+            Ok(record) => record,
+            Err(e) => {
+                // The ending is known here even if it cannot be written: moat exits with
+                // it. The container stays, so the next moat command that looks at the run
+                // finds it ended and records the truth.
+                term::warn(format_args!(
+                    "{e}; the run's container is kept for the next moat command to settle"
+                ));
+                let mut record = self
+                    .store
+                    .read(&self.id)
+                    .map_err(|e| Error::moat(e.to_string()))?;
+                record.finish(ended, now);
+                return Ok(self.exit_code(&record, error));
+            }
+        };
+        self.store.release_reserve(&self.id);
         if let Some(container) = self.container.take()
             && !self.keep
             && let Err(e) = self.runtime.remove(&container)
@@ -36,15 +57,19 @@ impl Run {
             }
         }
         log::debug!("cleaned up");
-        let record = record.map_err(|e| Error::moat(e.to_string()))?;
+        Ok(self.exit_code(&record, error))
+    }
+
+    /// Tell what is left to tell, and return the exit code the final record says.
+    fn exit_code(&self, record: &Record, error: Option<String>) -> i32 {
         if let Some(error) = error {
             term::warn(error);
         }
         if record.stop_reason == Some(StopReason::Escape) {
             term::notice(format_args!("Run {} stopped", record.id));
         }
-        Ok(record
+        record
             .moat_exit_code
-            .expect("a finished record has moat's exit code"))
+            .expect("a finished record has moat's exit code")
     }
 }

@@ -59,6 +59,10 @@ impl Run {
                         term::warn(&error);
                         output_lost = Some(error);
                     }
+                    Ok(Event::CaptureFailed(why)) => {
+                        term::warn(format_args!("capturing the output: {why}; logs.jsonl is incomplete, the output still goes on"));
+                        self.logs_incomplete = Some(format!("capturing the output failed: {why}"));
+                    }
                     Ok(event) => self.on_event(container, event, resizer.as_deref()),
                     Err(_) => break,
                 },
@@ -124,6 +128,7 @@ impl Run {
             Event::StopDone(Some(e)) => term::warn(e),
             Event::OutputDone(_)
             | Event::OutputLost(_)
+            | Event::CaptureFailed(_)
             | Event::StdinClosed
             | Event::StopDone(None) => {}
         }

@@ -7,6 +7,7 @@
 //! Threads: the runtime's exit waiter, the output pump, the stdin pump, the signals thread
 //! and a stop helper all send [`Event`]s; the main thread owns the state machine.
 
+pub mod catch_up;
 mod finish;
 mod follow;
 mod pumps;
@@ -37,6 +38,8 @@ pub enum Event {
     StdoutClosed,
     /// Writing the command's output to moat's stdout failed otherwise (a full disk).
     OutputLost(String),
+    /// Writing `logs.jsonl` failed (a full disk under MOAT_HOME): the capture stopped.
+    CaptureFailed(String),
     StdinClosed,
     Escape,
     Signal(i32),
@@ -68,6 +71,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
         .create(&record)
         .map_err(|e| Error::moat(e.to_string()))?;
     log::debug!("run {} recorded", record.id);
+    store.reserve_space(&record.id);
 
     let mut run = Run {
         store,
@@ -82,6 +86,8 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
         events,
         stopping: None,
         error_told: false,
+        logs_incomplete: None,
+        record_failed: std::cell::Cell::new(false),
         _owner: owner,
     };
     let ended = run.drive(&spec, forward_stdin);
@@ -107,6 +113,7 @@ fn first_record(spec: &RunSpec) -> Record {
         stop_reason: None,
         signal: None,
         stop_timeout: None,
+        logs_incomplete: None,
         timeout: spec.timeout.map(time::format_duration),
         deadline: None,
         created_at: time::now_rfc3339(),
@@ -141,6 +148,11 @@ struct Run {
     stopping: Option<Stopping>,
     /// The run's error has been told on stderr already (it is not told twice).
     error_told: bool,
+    /// Why `logs.jsonl` lacks some output, once its capture failed.
+    logs_incomplete: Option<String>,
+    /// A record write has failed and was told: later ones fail quietly (a full disk would
+    /// otherwise say so at every state change).
+    record_failed: std::cell::Cell<bool>,
     /// Held until the run is over; dropping it wakes every waiter.
     _owner: OwnerLock,
 }
@@ -152,7 +164,9 @@ impl Run {
         match self.store.update(&self.id, change) {
             Ok(record) => Some(record),
             Err(e) => {
-                term::warn(e);
+                if !self.record_failed.replace(true) {
+                    term::warn(e);
+                }
                 None
             }
         }

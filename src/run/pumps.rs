@@ -19,7 +19,8 @@ const CHUNK: usize = 64 * 1024;
 
 /// Copy the container's output to moat's stdout/stderr and to the log until it ends,
 /// then send [`Event::OutputDone`]. A stdout that fails is told once
-/// ([`Event::StdoutClosed`] or [`Event::OutputLost`]); the capture goes on regardless.
+/// ([`Event::StdoutClosed`] or [`Event::OutputLost`]) and the capture goes on; a capture
+/// that fails is told once ([`Event::CaptureFailed`]) and the output goes on.
 pub fn spawn_output(
     mut output: Box<dyn OutputSource>,
     log: File,
@@ -37,43 +38,71 @@ pub fn spawn_output(
 fn pump_output(output: &mut dyn OutputSource, log: File, events: &Sender<Event>) -> io::Result<()> {
     let mut stdout = OutputStream::stdout();
     let mut stderr = OutputStream::stderr();
-    let mut log = LogWriter::new(BufWriter::with_capacity(CHUNK, log));
+    let mut capture = Capture {
+        log: Some(LogWriter::new(BufWriter::with_capacity(CHUNK, log))),
+        events,
+    };
     let mut buf = vec![0u8; CHUNK];
-    let result = loop {
-        match output.next_chunk(&mut buf) {
-            Ok(Some((stream, n))) => {
-                let bytes = &buf[..n];
-                match stream {
-                    Stream::Stderr => {
-                        if let Err(e) = stderr.write(bytes) {
-                            log::debug!("writing the command's stderr: {e}");
-                        }
-                    }
-                    Stream::Stdout | Stream::Tty => {
-                        if let Err(e) = stdout.write(bytes) {
-                            let event = if e.kind() == io::ErrorKind::BrokenPipe {
-                                Event::StdoutClosed
-                            } else {
-                                Event::OutputLost(crate::io_reason::io_reason(&e))
-                            };
-                            let _ = events.send(event);
-                        }
-                    }
-                }
-                log.write(stream, bytes, SystemTime::now())?;
-                // Followers (`moat logs -f`) see output as it arrives: the log is flushed
-                // whenever the pump has caught up with the stream, once per burst.
-                if !output.pending() {
-                    log.flush()?;
+    while let Some((stream, n)) = output.next_chunk(&mut buf)? {
+        let bytes = &buf[..n];
+        match stream {
+            Stream::Stderr => {
+                if let Err(e) = stderr.write(bytes) {
+                    log::debug!("writing the command's stderr: {e}");
                 }
             }
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+            Stream::Stdout | Stream::Tty => {
+                if let Err(e) = stdout.write(bytes) {
+                    let event = if e.kind() == io::ErrorKind::BrokenPipe {
+                        Event::StdoutClosed
+                    } else {
+                        Event::OutputLost(crate::io_reason::io_reason(&e))
+                    };
+                    let _ = events.send(event);
+                }
+            }
         }
-    };
+        // Followers (`moat logs -f`) see output as it arrives: the log is flushed whenever
+        // the pump has caught up with the stream, once per burst.
+        capture.write(stream, bytes, !output.pending());
+    }
     // Whatever ended the stream, the tail already received is kept.
-    log.finish(SystemTime::now())?;
-    result
+    capture.finish();
+    Ok(())
+}
+
+/// The capture to `logs.jsonl`. When it fails (a full disk), the run goes on without it:
+/// the output still reaches the user, and the failure is told once.
+struct Capture<'a> {
+    log: Option<LogWriter<BufWriter<File>>>,
+    events: &'a Sender<Event>,
+}
+
+impl Capture<'_> {
+    fn write(&mut self, stream: Stream, bytes: &[u8], flush: bool) {
+        let Some(log) = &mut self.log else { return };
+        let written = log
+            .write(stream, bytes, SystemTime::now())
+            .and_then(|()| if flush { log.flush() } else { Ok(()) });
+        if let Err(e) = written {
+            self.failed(e);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.finish(SystemTime::now())
+        {
+            self.failed(e);
+        }
+    }
+
+    fn failed(&mut self, e: io::Error) {
+        self.log = None;
+        let _ = self
+            .events
+            .send(Event::CaptureFailed(crate::io_reason::io_reason(&e)));
+    }
 }
 
 /// Forward moat's stdin to the container until it ends (then close the container's stdin)

@@ -127,6 +127,24 @@ pub fn settle(
         if r.state.is_final() {
             return false;
         }
+        // Only the process that settles the run (under the record's lock) catches up its
+        // output, so it is appended once.
+        r.logs_incomplete =
+            r.logs_incomplete
+                .take()
+                .or_else(|| match (&runtime, &r.container_id) {
+                    (Some(rt), Some(c)) if state != ContainerState::Gone => {
+                        super::catch_up::catch_up(store, &**rt, &r.id, c)
+                            .err()
+                            .map(|why| {
+                                format!("output after moat run ended could not be recovered: {why}")
+                            })
+                    }
+                    (_, Some(_)) if r.started_at.is_some() => {
+                        Some("the container was gone before its output could be recovered".into())
+                    }
+                    _ => None,
+                });
         r.finish(ended, now);
         true
     })?;

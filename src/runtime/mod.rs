@@ -204,6 +204,17 @@ pub trait Runtime: Send + Sync {
         Ok(true)
     }
 
+    /// The container's output as the engine kept it, from its start: what it has written
+    /// so far, or with `follow` everything until it ends. This is how the output of a run
+    /// whose `moat run` died is recovered. Runtimes that keep no output cannot.
+    fn output(&self, _id: &str, _follow: bool) -> Result<Box<dyn OutputSource>> {
+        Err(Error::new(
+            ErrorKind::Other,
+            "reading the container's output",
+            "this runtime cannot return a container's output after the fact",
+        ))
+    }
+
     /// Remove the container (forcefully). A container that is already gone is fine.
     fn remove(&self, id: &str) -> Result<()>;
 

@@ -7,6 +7,7 @@
 //!   wait for the run to end without polling.
 //! - `lock` serialises read-modify-write of `metadata.json` between processes.
 
+mod captured;
 pub mod id;
 pub mod logs;
 pub mod record;
@@ -17,6 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+pub use captured::Captured;
 pub use record::{Record, State, StopReason};
 
 #[derive(Debug)]
@@ -73,6 +75,10 @@ const METADATA: &str = "metadata.json";
 const LOGS: &str = "logs.jsonl";
 const OWNER_LOCK: &str = "owner.lock";
 const META_LOCK: &str = "lock";
+/// Space set aside for the run's last records (see [`Store::reserve_space`]).
+const RESERVE: &str = ".reserve";
+/// A record is well under a kilobyte; this leaves room for a long command line too.
+const RESERVE_BYTES: usize = 16 * 1024;
 
 fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -171,22 +177,55 @@ impl Store {
         let what = || format!("writing {}", path.display());
         let mut data = serde_json::to_vec_pretty(record).expect("a record always serialises");
         data.push(b'\n');
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&data)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(what(), &e));
+        let attempt = || {
+            let result = (|| {
+                let mut file = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                file.write_all(&data)?;
+                file.sync_all()?;
+                fs::rename(&tmp, &path)
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result
+        };
+        match attempt() {
+            // A full disk: the run's reserve makes room for its record.
+            Err(e)
+                if e.kind() == io::ErrorKind::StorageFull && self.release_reserve(&record.id) =>
+            {
+                attempt().map_err(|e| Error::io(what(), &e))
+            }
+            result => result.map_err(|e| Error::io(what(), &e)),
         }
-        Ok(())
+    }
+
+    /// Set aside a little space in the run's directory, so that its final record can be
+    /// written even if its output fills the disk (the log's capture stops then, the
+    /// record must not). Without it the run still works: this is best effort.
+    pub fn reserve_space(&self, id: &str) {
+        let path = self.dir(id).join(RESERVE);
+        let reserved = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&[0u8; RESERVE_BYTES]));
+        if let Err(e) = reserved {
+            log::debug!("reserving space for run {id}'s record: {e}");
+            let _ = fs::remove_file(&path);
+        }
+    }
+
+    /// Give the run's reserved space back; whether there was any.
+    pub fn release_reserve(&self, id: &str) -> bool {
+        fs::remove_file(self.dir(id).join(RESERVE)).is_ok()
     }
 
     /// Read-modify-write the record under the run's metadata lock, so two processes never

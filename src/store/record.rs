@@ -67,6 +67,10 @@ pub struct Record {
     /// carries the stop out uses it, whatever state the run was in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u64>,
+    /// Why `logs.jsonl` lacks some of the output (a full disk, output written after
+    /// `moat run` died that the runtime could not return); absent when it is whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_incomplete: Option<String>,
     /// `--timeout`, as given (`90s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
@@ -156,6 +160,7 @@ mod tests {
             stop_reason: None,
             signal: None,
             stop_timeout: None,
+            logs_incomplete: None,
             timeout: None,
             deadline: None,
             created_at: "2026-01-01T00:00:00.000Z".into(),

@@ -33,6 +33,10 @@ impl Docker {
     }
 }
 
+/// Reading a container's whole log after the fact (a run whose owner died) may move a lot
+/// of data; it still ends.
+const OUTPUT_DEADLINE: Duration = Duration::from_secs(300);
+
 /// How a start failure reads when the command cannot run: runc's messages for a missing
 /// executable and for one it may not execute (only seen with `--no-init`; under init the
 /// init process reports these as exit codes 127 and 126).
@@ -438,6 +442,50 @@ impl Runtime for Docker {
             // yet. The command line is the last column.
             [only] => !only.last().is_some_and(|cmd| is_init(cmd)),
             _ => true,
+        })
+    }
+
+    fn output(&self, id: &str, follow: bool) -> Result<Box<dyn super::OutputSource>> {
+        let what = "reading the container's output";
+        let (_, answer) = self.client.call(
+            what,
+            "GET",
+            &format!("/containers/{id}/json"),
+            None,
+            Some(CALL_DEADLINE),
+        )?;
+        #[derive(Deserialize)]
+        struct Inspect {
+            #[serde(rename = "Config")]
+            config: Config,
+        }
+        #[derive(Deserialize)]
+        struct Config {
+            #[serde(rename = "Tty", default)]
+            tty: bool,
+        }
+        let tty = serde_json::from_slice::<Inspect>(&answer)
+            .map_err(|e| Error::new(ErrorKind::Other, what, format!("unexpected answer: {e}")))?
+            .config
+            .tty;
+        // Following lasts as long as the container; a plain read gets a generous deadline
+        // for a large log.
+        let deadline = (!follow).then_some(OUTPUT_DEADLINE);
+        let response = self.client.open(
+            what,
+            "GET",
+            &format!(
+                "/containers/{id}/logs?stdout=1&stderr=1&follow={}",
+                u8::from(follow)
+            ),
+            None,
+            deadline,
+        )?;
+        let reader = response.into_body().into_reader();
+        Ok(if tty {
+            Box::new(super::RawOutput(reader))
+        } else {
+            Box::new(demux::Demux::new(reader))
         })
     }
 
