@@ -4,7 +4,7 @@
 //! group is killed and the call is a [`ErrorKind::Timeout`] error.
 
 use std::ffi::OsStr;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -138,14 +138,14 @@ impl Cli {
 
     /// Run the CLI with `args` to its end or to `deadline`, whichever comes first.
     /// A non-zero exit is not an error here (see [`Cli::run`]); a failure to start it or a
-    /// missed deadline is. With `tee`, whatever the CLI prints is also copied to moat's
-    /// stderr as it arrives (pull progress).
+    /// missed deadline is. With `progress`, the last line the CLI printed on stderr is
+    /// told to it as it arrives (pull progress; the caller draws it).
     pub fn call<S: AsRef<OsStr>>(
         &self,
         what: &str,
         args: &[S],
         deadline: Duration,
-        tee: bool,
+        progress: Option<&mut crate::runtime::Progress>,
     ) -> Result<Output> {
         let started = Instant::now();
         let mut cmd = self.command(args);
@@ -162,7 +162,7 @@ impl Cli {
         );
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(&e))?;
         let _in_flight = InFlight::register(&child);
-        match collect(&mut child, started + deadline.min(LONGEST_CALL), tee) {
+        match collect(&mut child, started + deadline.min(LONGEST_CALL), progress) {
             Ok(Some((status, stdout, stderr))) => {
                 log::debug!(
                     "{} answered {status} in {:?}",
@@ -202,7 +202,7 @@ impl Cli {
         args: &[S],
         deadline: Duration,
     ) -> Result<Vec<u8>> {
-        let out = self.call(what, args, deadline, false)?;
+        let out = self.call(what, args, deadline, None)?;
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -284,7 +284,11 @@ type Collected = (ExitStatus, Vec<u8>, Vec<u8>);
 
 /// Read the child's stdout and stderr until both end, then wait for it, all before
 /// `until`. `Ok(None)` when the deadline passed first.
-fn collect(child: &mut Child, until: Instant, tee: bool) -> io::Result<Option<Collected>> {
+fn collect(
+    child: &mut Child,
+    until: Instant,
+    mut progress: Option<&mut crate::runtime::Progress>,
+) -> io::Result<Option<Collected>> {
     let mut pipes = Pipes::new(child.stdout.take(), child.stderr.take());
     let mut bufs = [Vec::new(), Vec::new()];
     let mut chunk = vec![0u8; 16 * 1024];
@@ -304,8 +308,13 @@ fn collect(child: &mut Child, until: Instant, tee: bool) -> io::Result<Option<Co
         match pipes.next(&mut chunk, Some((until - now).min(EXIT_CHECK)))? {
             Next::End => break,
             Next::Chunk(i, n) => {
-                if tee {
-                    let _ = io::stderr().write_all(&chunk[..n]);
+                if let (Some(progress), 1) = (&mut progress, i) {
+                    // A progress display redraws its line with `\r`: the newest text is
+                    // the last piece.
+                    let text = String::from_utf8_lossy(&chunk[..n]);
+                    if let Some(last) = text.split(['\r', '\n']).rfind(|l| !l.trim().is_empty()) {
+                        progress(last.trim());
+                    }
                 }
                 bufs[i].extend_from_slice(&chunk[..n]);
             }
@@ -364,7 +373,7 @@ mod tests {
                 "x",
                 &["-c", "echo out; echo err >&2; exit 3"],
                 Duration::from_secs(10),
-                false,
+                None,
             )
             .expect("call");
         assert_eq!(out.status.code(), Some(3));
@@ -375,7 +384,7 @@ mod tests {
     #[test]
     fn a_deadline_past_any_instant_is_no_panic() {
         let out = sh()
-            .call("x", &["-c", "exit 0"], Duration::MAX, false)
+            .call("x", &["-c", "exit 0"], Duration::MAX, None)
             .expect("call");
         assert_eq!(out.status.code(), Some(0));
     }
@@ -388,7 +397,7 @@ mod tests {
                 "stopping",
                 &["-c", "sleep 100"],
                 Duration::from_millis(300),
-                false,
+                None,
             )
             .expect_err("must time out");
         assert_eq!(e.kind, ErrorKind::Timeout);
@@ -411,7 +420,7 @@ mod tests {
                 "x",
                 &["-c", "sleep 30 & echo done"],
                 Duration::from_secs(20),
-                false,
+                None,
             )
             .expect("call");
         assert!(out.status.success());
@@ -458,7 +467,7 @@ mod tests {
             bin: PathBuf::from("/nonexistent/container"),
         };
         let e = cli
-            .call("x", &["list"], Duration::from_secs(1), false)
+            .call("x", &["list"], Duration::from_secs(1), None)
             .expect_err("cannot spawn");
         assert_eq!(e.kind, ErrorKind::Unreachable);
         assert_eq!(

@@ -77,7 +77,7 @@ impl Apple {
     pub fn connect() -> Result<Apple> {
         let cli = Cli::locate()?;
         let what = "cannot reach Apple's container system";
-        let out = match cli.call(what, &["list", "--quiet"], CONNECT_DEADLINE, false) {
+        let out = match cli.call(what, &["list", "--quiet"], CONNECT_DEADLINE, None) {
             Ok(out) => out,
             Err(e) if e.kind == ErrorKind::Timeout => {
                 return Err(Error::new(
@@ -120,7 +120,7 @@ impl Apple {
         let what = "inspecting the container";
         let out = match self
             .cli
-            .call(what, &["inspect", id], INSPECT_DEADLINE, false)
+            .call(what, &["inspect", id], INSPECT_DEADLINE, None)
         {
             Ok(out) => out,
             // A hung CLI may answer next time.
@@ -239,23 +239,23 @@ fn already_gone(e: &Error) -> bool {
 }
 
 impl Runtime for Apple {
-    fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
-        // The CLI draws its own progress: it gets the terminal (stderr) when progress is
-        // wanted.
-        let progress = progress.is_some();
+    fn ensure_image(&self, image: &str, mut progress: Option<super::Progress>) -> Result<()> {
         let found = self.cli.call(
             &format!("looking up image {image}"),
             &["image", "inspect", image],
             CALL_DEADLINE,
-            false,
+            None,
         )?;
         if found.status.success() {
             return Ok(());
         }
         let what = format!("pulling image {image}");
-        let out = self
-            .cli
-            .call(&what, &["image", "pull", image], PULL_DEADLINE, progress)?;
+        let out = self.cli.call(
+            &what,
+            &["image", "pull", image],
+            PULL_DEADLINE,
+            progress.as_mut(),
+        )?;
         if out.status.success() {
             Ok(())
         } else {
