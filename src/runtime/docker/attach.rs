@@ -14,15 +14,7 @@ use crate::runtime::{Error, ErrorKind, Result, StdinSink};
 /// Open `attach` on container `id`. Returns the stream positioned after the response head,
 /// plus any bytes that arrived with the head.
 pub fn attach(client: &Client, id: &str, stdin: bool) -> Result<(UnixStream, Vec<u8>)> {
-    let what = "attaching to the container";
     let mut stream = UnixStream::connect(client.socket()).map_err(|e| client.unreachable(&e))?;
-    let lost = |e: io::Error| {
-        Error::new(
-            ErrorKind::ConnectionLost,
-            what,
-            format!("connection to Docker lost: {}", io_reason(&e)),
-        )
-    };
     // The head must come promptly; the stream itself has no deadline.
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -37,6 +29,16 @@ pub fn attach(client: &Client, id: &str, stdin: bool) -> Result<(UnixStream, Vec
     );
     stream.write_all(request.as_bytes()).map_err(lost)?;
 
+    let (status, rest) = read_head(&mut stream)?;
+    if status != 101 && status != 200 {
+        return Err(error_answer(&stream, status, rest));
+    }
+    stream.set_read_timeout(None).map_err(lost)?;
+    Ok((stream, rest))
+}
+
+/// Read the answer's head; its status and the bytes that came after the head.
+fn read_head(stream: &mut UnixStream) -> Result<(u16, Vec<u8>)> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
     let end = loop {
@@ -44,7 +46,7 @@ pub fn attach(client: &Client, id: &str, stdin: bool) -> Result<(UnixStream, Vec
             Ok(0) => {
                 return Err(Error::new(
                     ErrorKind::ConnectionLost,
-                    what,
+                    WHAT,
                     "Docker closed the connection before answering",
                 ));
             }
@@ -58,7 +60,7 @@ pub fn attach(client: &Client, id: &str, stdin: bool) -> Result<(UnixStream, Vec
             {
                 return Err(Error::new(
                     ErrorKind::Timeout,
-                    what,
+                    WHAT,
                     "Docker did not answer within 30s",
                 ));
             }
@@ -71,43 +73,52 @@ pub fn attach(client: &Client, id: &str, stdin: bool) -> Result<(UnixStream, Vec
         if head.len() > 64 * 1024 {
             return Err(Error::new(
                 ErrorKind::Other,
-                what,
+                WHAT,
                 "Docker's answer has no end of headers",
             ));
         }
     };
     let rest = head.split_off(end);
-    let head_text = String::from_utf8_lossy(&head);
-    let status: u16 = head_text
+    let status = String::from_utf8_lossy(&head)
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    if status != 101 && status != 200 {
-        // An error answer: its body (JSON with `message`) follows the head.
-        let mut body = rest;
-        let _ = (&stream).take(64 * 1024).read_to_end(&mut body);
-        let text = String::from_utf8_lossy(&body);
-        let message = serde_json::from_str::<serde_json::Value>(
-            text.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c.is_whitespace()),
-        )
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| format!("HTTP {status}"));
-        let kind = if status == 404 {
-            ErrorKind::NotFound
-        } else {
-            ErrorKind::Other
-        };
-        return Err(Error::new(kind, what, message));
-    }
-    stream.set_read_timeout(None).map_err(lost)?;
-    Ok((stream, rest))
+    Ok((status, rest))
 }
+
+/// An error answer: its body (JSON with `message`) follows the head.
+fn error_answer(stream: &UnixStream, status: u16, rest: Vec<u8>) -> Error {
+    let mut body = rest;
+    let _ = stream.take(64 * 1024).read_to_end(&mut body);
+    let text = String::from_utf8_lossy(&body);
+    let message = serde_json::from_str::<serde_json::Value>(
+        text.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c.is_whitespace()),
+    )
+    .ok()
+    .and_then(|v| {
+        v.get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| format!("HTTP {status}"));
+    let kind = if status == 404 {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Other
+    };
+    Error::new(kind, WHAT, message)
+}
+
+fn lost(e: io::Error) -> Error {
+    Error::new(
+        ErrorKind::ConnectionLost,
+        WHAT,
+        format!("connection to Docker lost: {}", io_reason(&e)),
+    )
+}
+
+const WHAT: &str = "attaching to the container";
 
 /// Bytes that arrived with the response head, then the socket.
 pub struct Prefixed {
