@@ -136,6 +136,17 @@ fn container_status(id: &str) -> Option<String> {
     inspect_container(id).map(|c| c["State"]["Status"].as_str().unwrap_or("?").to_string())
 }
 
+/// moat's `run::reap::YOUNG_CONTAINER_GRACE`: `clean` leaves a container younger than
+/// this alone when the store has no record of its run.
+const YOUNG_CONTAINER_GRACE: Duration = Duration::from_secs(10);
+
+/// Waits until a container made before `made` is past [`YOUNG_CONTAINER_GRACE`] by the
+/// engine's clock (which counts whole seconds, rounding down: older, never younger).
+fn wait_out_the_grace(made: Instant) {
+    let past = made + YOUNG_CONTAINER_GRACE + Duration::from_millis(100);
+    std::thread::sleep(past.saturating_duration_since(Instant::now()));
+}
+
 /// Removes the containers on drop, so a failing test does not leave them behind.
 struct RemoveOnDrop(Vec<String>);
 
@@ -1084,6 +1095,37 @@ fn destroy_removes_a_kept_container() {
 fn clean_removes_finished_runs_and_orphan_containers_only() {
     let env = moat();
     let home = env.home.to_string_lossy().into_owned();
+    // Containers made behind moat's back: one of this store's, with an unknown run; one
+    // of another store's.
+    let ours = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", "run_dead00000000"),
+            ("moat.home", &home),
+        ],
+        &["sleep", "1000"],
+    );
+    let made = Instant::now();
+    let other_home = format!("{home}-other");
+    let theirs = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", "run_dead00000001"),
+            ("moat.home", &other_home),
+        ],
+        &["sleep", "1000"],
+    );
+    let _cleanup = RemoveOnDrop(vec![ours.clone(), theirs.clone()]);
+    // Young, it may be a run's whose record is on its way: left alone.
+    let out = env.run(&["clean", "-f"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        container_status(&ours).as_deref(),
+        Some("running"),
+        "a young container was reaped: {}",
+        stdout(&out)
+    );
+
     // Runs: two finished now, one finished long ago, one live.
     assert_code(
         &env.run(&["run", "--image", IMAGE, "-n", "ok", "--", "true"]),
@@ -1108,26 +1150,6 @@ fn clean_removes_finished_runs_and_orphan_containers_only() {
     let ok_id = id_of(&env.record_named("ok").expect("ok"));
     let bad_id = id_of(&env.record_named("bad").expect("bad"));
 
-    // Containers made behind moat's back: one of this store's, with an unknown run; one
-    // of another store's.
-    let ours = start_labelled_container(
-        &[
-            ("moat.managed", "true"),
-            ("moat.run_id", "run_dead00000000"),
-            ("moat.home", &home),
-        ],
-        &["sleep", "1000"],
-    );
-    let other_home = format!("{home}-other");
-    let theirs = start_labelled_container(
-        &[
-            ("moat.managed", "true"),
-            ("moat.run_id", "run_dead00000001"),
-            ("moat.home", &other_home),
-        ],
-        &["sleep", "1000"],
-    );
-    let _cleanup = RemoveOnDrop(vec![ours.clone(), theirs.clone()]);
     let containers = || {
         let mut all = containers_labelled(&format!("moat.home={home}"));
         all.extend(containers_labelled(&format!("moat.home={other_home}")));
@@ -1138,6 +1160,7 @@ fn clean_removes_finished_runs_and_orphan_containers_only() {
             })
             .collect::<Vec<_>>()
     };
+    wait_out_the_grace(made);
     let store_before = tree(&env.home);
     let containers_before = containers();
     assert_eq!(containers_before.len(), 3, "{containers_before:?}");
@@ -1442,5 +1465,71 @@ fn absurd_older_than_is_a_usage_error_that_removes_nothing() {
         let out = run_without_engine(&env, &["clean", "-f", "--older-than", value]);
         assert_usage_error_naming(&out, "--older-than");
         assert_same_tree(&before, &tree(&env.home), &format!("--older-than {value}"));
+    }
+}
+
+// ---- moat clean beside live runs -----------------------------------------------------------
+
+/// Finished records in the store of the clean-race test. Reading them is what `clean`
+/// does between its two looks (the store, the engine's containers), so thousands of them
+/// widen the window a run recorded meanwhile used to fall into.
+const CLEAN_RACE_RECORDS: u64 = 5_000;
+/// Threads starting runs beside the cleaning loop, at once.
+const CLEAN_RACE_RUNNERS: usize = 32;
+/// Runs each of those threads starts, one after another: the later ones start while
+/// the loop is at every point of its pass.
+const CLEAN_RACE_RUNS_EACH: usize = 3;
+
+/// `moat clean -f` in a loop must never touch a live run: every run started beside it
+/// exits 0 with its output (none killed, 137, nor refused its container, 125).
+#[test]
+fn clean_in_a_loop_never_kills_a_live_run() {
+    let env = moat();
+    let runners = common::scaled(CLEAN_RACE_RUNNERS, 8);
+    let runs = runners * CLEAN_RACE_RUNS_EACH;
+    // Ended a minute ago: `--older-than 1d` reads every one of them and removes none, so
+    // each pass of the loop has the whole store to read.
+    let ended = ago(Duration::from_secs(60));
+    let old: Vec<String> = (0..common::scaled(CLEAN_RACE_RECORDS as usize, 1_000) as u64)
+        .map(|i| {
+            let id = format!("run_{:012x}", 0x0c1e_0000_0000u64 + i);
+            write_finished(&env, &id, &format!("old-{i}"), ended, 0, &["old"]);
+            id
+        })
+        .collect();
+
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results = common::on_threads(runners + 1, |t| {
+        if t == 0 {
+            let mut passes = 0;
+            while done.load(std::sync::atomic::Ordering::SeqCst) < runners {
+                let out = env.run(&["clean", "-f", "--older-than", "1d"]);
+                assert_code(&out, 0);
+                passes += 1;
+            }
+            return (passes, Vec::new());
+        }
+        let outs: Vec<Output> = (0..CLEAN_RACE_RUNS_EACH)
+            .map(|_| env.run_cmd(&["sh", "-c", "sleep 0.5; echo ok"]))
+            .collect();
+        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (0, outs)
+    });
+    eprintln!("clean ran {} times beside {runs} runs", results[0].0);
+    let failed: Vec<String> = results
+        .iter()
+        .flat_map(|(_, outs)| outs)
+        .filter(|out| out.status.code() != Some(0) || out.stdout != b"ok\n")
+        .map(|out| format!("{:?} {:?} {:?}", out.status, stdout(out), stderr(out)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {runs} runs beside clean failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    // Env's drop looks every run up in the engine: these were never real runs.
+    for id in old {
+        std::fs::remove_dir_all(env.runs_dir().join(id)).expect("remove an old run");
     }
 }

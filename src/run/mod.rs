@@ -4,7 +4,7 @@
 //! [`start`] (create, pull, start), [`follow`] (the main loop and stops), [`finish`] (the
 //! final record, cleanup and the exit code), with [`crate::outcome`] deciding how it ended.
 //! Other processes act on a run through [`reconcile`] (settling one whose owner died),
-//! [`stop`] and [`wait`].
+//! [`stop`], [`wait`] and [`reap`] (removing finished runs and leftover containers).
 //!
 //! Threads: the runtime's exit waiter, the output pump, the stdin pump, the signals thread
 //! and a stop helper all send [`Event`]s; the main thread owns the state machine.
@@ -12,6 +12,7 @@
 mod finish;
 mod follow;
 mod pumps;
+pub mod reap;
 pub mod reconcile;
 mod signals;
 mod spec;
