@@ -1533,3 +1533,37 @@ fn clean_in_a_loop_never_kills_a_live_run() {
         std::fs::remove_dir_all(env.runs_dir().join(id)).expect("remove an old run");
     }
 }
+
+/// `--older-than` is about records: the `--keep` container of a run too recent to clean
+/// stays with its run, and goes when the run does.
+#[test]
+fn clean_older_than_keeps_the_kept_container_of_a_recent_run() {
+    let env = moat();
+    assert_code(
+        &env.run(&["run", "--image", IMAGE, "--keep", "--", "true"]),
+        0,
+    );
+    let id = env.only_run_id();
+    assert_eq!(containers_for(&id).len(), 1, "--keep kept no container");
+
+    let out = env.run(&["clean", "-f", "--older-than", "7d"]);
+    assert_code(&out, 0);
+    assert!(env.runs_dir().join(&id).exists(), "a recent run was removed");
+    assert_eq!(
+        containers_for(&id).len(),
+        1,
+        "the kept container of a run too recent to clean was removed: {}",
+        stdout(&out)
+    );
+
+    let out = env.run(&["clean", "-f"]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(&id).exists(), "finished run kept");
+    assert!(containers_for(&id).is_empty(), "kept container not removed");
+    assert!(
+        stdout(&out).contains(&format!("Removed run {id}")),
+        "{}",
+        stdout(&out)
+    );
+}
+
