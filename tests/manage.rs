@@ -1548,7 +1548,10 @@ fn clean_older_than_keeps_the_kept_container_of_a_recent_run() {
 
     let out = env.run(&["clean", "-f", "--older-than", "7d"]);
     assert_code(&out, 0);
-    assert!(env.runs_dir().join(&id).exists(), "a recent run was removed");
+    assert!(
+        env.runs_dir().join(&id).exists(),
+        "a recent run was removed"
+    );
     assert_eq!(
         containers_for(&id).len(),
         1,
@@ -1567,3 +1570,100 @@ fn clean_older_than_keeps_the_kept_container_of_a_recent_run() {
     );
 }
 
+// ---- a container whose ID never reached the record -------------------------------------------
+
+/// A pid that is no process's any more.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait for true");
+    pid
+}
+
+/// Writes run `id` as its owner left it when killed between creating the container and
+/// recording its ID: `starting`, no `container_id`, an owner that is gone.
+fn write_unrecorded(env: &Env, id: &str) {
+    let dir = env.runs_dir().join(id);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .expect("create run dir");
+    let record = json!({
+        "id": id,
+        "name": format!("unrecorded-{id}"),
+        "workspace": env.ws.to_string_lossy(),
+        "image": IMAGE,
+        "command": ["sh", "-c", "exit 3"],
+        "runtime": common::runtime().as_str(),
+        "container_id": null,
+        "interactive": false,
+        "state": "starting",
+        "exit_code": null,
+        "created_at": rfc3339(SystemTime::now()),
+        "started_at": null,
+        "stopped_at": null,
+        "owner_pid": dead_pid(),
+        "keep": false,
+        "env": [],
+    });
+    write_private(
+        &dir.join("metadata.json"),
+        format!("{}\n", serde_json::to_string_pretty(&record).expect("json")).as_bytes(),
+    );
+}
+
+/// Run `id`'s container, made behind moat's back with moat's labels, once it has ended
+/// (with code 3).
+fn unrecorded_container(env: &Env, id: &str) -> String {
+    let home = env.home.to_string_lossy().into_owned();
+    let container = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", id),
+            ("moat.home", &home),
+        ],
+        &["sh", "-c", "exit 3"],
+    );
+    wait_for("the unrecorded container to end", LONG, || {
+        (container_status(&container).as_deref() == Some("exited")).then_some(())
+    });
+    container
+}
+
+/// The container of a run whose owner died before recording its ID is found by its label:
+/// `list` settles the run with the container's real ending and removes it, and `destroy`
+/// removes it.
+#[test]
+fn a_container_missing_from_its_record_is_found_by_its_label() {
+    let env = moat();
+    let listed = "run_0a1b0000000a";
+    let destroyed = "run_0a1b0000000b";
+    write_unrecorded(&env, listed);
+    write_unrecorded(&env, destroyed);
+    let first = unrecorded_container(&env, listed);
+    let second = unrecorded_container(&env, destroyed);
+    let _cleanup = RemoveOnDrop(vec![first.clone(), second.clone()]);
+
+    let out = env.run(&["list"]);
+    assert_code(&out, 0);
+    let record = env.record(listed);
+    assert_eq!(record["state"], "failed", "{record:#}");
+    if common::runtime() == Runtime::Apple {
+        // Apple's CLI cannot tell the exit code of a container whose owner died (see
+        // orphaned_run_that_ended_gets_its_real_exit_code).
+        assert_eq!(record["error"], "exit code unknown", "{record:#}");
+    } else {
+        assert_eq!(record["exit_code"], 3, "{record:#}");
+        assert_eq!(record["error"], "exit code 3", "{record:#}");
+        assert_eq!(record["container_id"], first.as_str(), "{record:#}");
+    }
+    assert_eq!(container_status(&first), None, "container not removed");
+
+    let out = env.run(&["destroy", destroyed]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(destroyed).exists(), "record kept");
+    assert_eq!(container_status(&second), None, "container not removed");
+}
