@@ -136,6 +136,17 @@ fn container_status(id: &str) -> Option<String> {
     inspect_container(id).map(|c| c["State"]["Status"].as_str().unwrap_or("?").to_string())
 }
 
+/// moat's `run::reap::YOUNG_CONTAINER_GRACE`: `clean` leaves a container younger than
+/// this alone when the store has no record of its run.
+const YOUNG_CONTAINER_GRACE: Duration = Duration::from_secs(10);
+
+/// Waits until a container made before `made` is past [`YOUNG_CONTAINER_GRACE`] by the
+/// engine's clock (which counts whole seconds, rounding down: older, never younger).
+fn wait_out_the_grace(made: Instant) {
+    let past = made + YOUNG_CONTAINER_GRACE + Duration::from_millis(100);
+    std::thread::sleep(past.saturating_duration_since(Instant::now()));
+}
+
 /// Removes the containers on drop, so a failing test does not leave them behind.
 struct RemoveOnDrop(Vec<String>);
 
@@ -1084,6 +1095,37 @@ fn destroy_removes_a_kept_container() {
 fn clean_removes_finished_runs_and_orphan_containers_only() {
     let env = moat();
     let home = env.home.to_string_lossy().into_owned();
+    // Containers made behind moat's back: one of this store's, with an unknown run; one
+    // of another store's.
+    let ours = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", "run_dead00000000"),
+            ("moat.home", &home),
+        ],
+        &["sleep", "1000"],
+    );
+    let made = Instant::now();
+    let other_home = format!("{home}-other");
+    let theirs = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", "run_dead00000001"),
+            ("moat.home", &other_home),
+        ],
+        &["sleep", "1000"],
+    );
+    let _cleanup = RemoveOnDrop(vec![ours.clone(), theirs.clone()]);
+    // Young, it may be a run's whose record is on its way: left alone.
+    let out = env.run(&["clean", "-f"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        container_status(&ours).as_deref(),
+        Some("running"),
+        "a young container was reaped: {}",
+        stdout(&out)
+    );
+
     // Runs: two finished now, one finished long ago, one live.
     assert_code(
         &env.run(&["run", "--image", IMAGE, "-n", "ok", "--", "true"]),
@@ -1108,26 +1150,6 @@ fn clean_removes_finished_runs_and_orphan_containers_only() {
     let ok_id = id_of(&env.record_named("ok").expect("ok"));
     let bad_id = id_of(&env.record_named("bad").expect("bad"));
 
-    // Containers made behind moat's back: one of this store's, with an unknown run; one
-    // of another store's.
-    let ours = start_labelled_container(
-        &[
-            ("moat.managed", "true"),
-            ("moat.run_id", "run_dead00000000"),
-            ("moat.home", &home),
-        ],
-        &["sleep", "1000"],
-    );
-    let other_home = format!("{home}-other");
-    let theirs = start_labelled_container(
-        &[
-            ("moat.managed", "true"),
-            ("moat.run_id", "run_dead00000001"),
-            ("moat.home", &other_home),
-        ],
-        &["sleep", "1000"],
-    );
-    let _cleanup = RemoveOnDrop(vec![ours.clone(), theirs.clone()]);
     let containers = || {
         let mut all = containers_labelled(&format!("moat.home={home}"));
         all.extend(containers_labelled(&format!("moat.home={other_home}")));
@@ -1138,6 +1160,7 @@ fn clean_removes_finished_runs_and_orphan_containers_only() {
             })
             .collect::<Vec<_>>()
     };
+    wait_out_the_grace(made);
     let store_before = tree(&env.home);
     let containers_before = containers();
     assert_eq!(containers_before.len(), 3, "{containers_before:?}");
@@ -1443,4 +1466,204 @@ fn absurd_older_than_is_a_usage_error_that_removes_nothing() {
         assert_usage_error_naming(&out, "--older-than");
         assert_same_tree(&before, &tree(&env.home), &format!("--older-than {value}"));
     }
+}
+
+// ---- moat clean beside live runs -----------------------------------------------------------
+
+/// Finished records in the store of the clean-race test. Reading them is what `clean`
+/// does between its two looks (the store, the engine's containers), so thousands of them
+/// widen the window a run recorded meanwhile used to fall into.
+const CLEAN_RACE_RECORDS: u64 = 5_000;
+/// Threads starting runs beside the cleaning loop, at once.
+const CLEAN_RACE_RUNNERS: usize = 32;
+/// Runs each of those threads starts, one after another: the later ones start while
+/// the loop is at every point of its pass.
+const CLEAN_RACE_RUNS_EACH: usize = 3;
+
+/// `moat clean -f` in a loop must never touch a live run: every run started beside it
+/// exits 0 with its output (none killed, 137, nor refused its container, 125).
+#[test]
+fn clean_in_a_loop_never_kills_a_live_run() {
+    let env = moat();
+    let runners = common::scaled(CLEAN_RACE_RUNNERS, 8);
+    let runs = runners * CLEAN_RACE_RUNS_EACH;
+    // Ended a minute ago: `--older-than 1d` reads every one of them and removes none, so
+    // each pass of the loop has the whole store to read.
+    let ended = ago(Duration::from_secs(60));
+    let old: Vec<String> = (0..common::scaled(CLEAN_RACE_RECORDS as usize, 1_000) as u64)
+        .map(|i| {
+            let id = format!("run_{:012x}", 0x0c1e_0000_0000u64 + i);
+            write_finished(&env, &id, &format!("old-{i}"), ended, 0, &["old"]);
+            id
+        })
+        .collect();
+
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results = common::on_threads(runners + 1, |t| {
+        if t == 0 {
+            let mut passes = 0;
+            while done.load(std::sync::atomic::Ordering::SeqCst) < runners {
+                let out = env.run(&["clean", "-f", "--older-than", "1d"]);
+                assert_code(&out, 0);
+                passes += 1;
+            }
+            return (passes, Vec::new());
+        }
+        let outs: Vec<Output> = (0..CLEAN_RACE_RUNS_EACH)
+            .map(|_| env.run_cmd(&["sh", "-c", "sleep 0.5; echo ok"]))
+            .collect();
+        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (0, outs)
+    });
+    eprintln!("clean ran {} times beside {runs} runs", results[0].0);
+    let failed: Vec<String> = results
+        .iter()
+        .flat_map(|(_, outs)| outs)
+        .filter(|out| out.status.code() != Some(0) || out.stdout != b"ok\n")
+        .map(|out| format!("{:?} {:?} {:?}", out.status, stdout(out), stderr(out)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {runs} runs beside clean failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    // Env's drop looks every run up in the engine: these were never real runs.
+    for id in old {
+        std::fs::remove_dir_all(env.runs_dir().join(id)).expect("remove an old run");
+    }
+}
+
+/// `--older-than` is about records: the `--keep` container of a run too recent to clean
+/// stays with its run, and goes when the run does.
+#[test]
+fn clean_older_than_keeps_the_kept_container_of_a_recent_run() {
+    let env = moat();
+    assert_code(
+        &env.run(&["run", "--image", IMAGE, "--keep", "--", "true"]),
+        0,
+    );
+    let id = env.only_run_id();
+    assert_eq!(containers_for(&id).len(), 1, "--keep kept no container");
+
+    let out = env.run(&["clean", "-f", "--older-than", "7d"]);
+    assert_code(&out, 0);
+    assert!(
+        env.runs_dir().join(&id).exists(),
+        "a recent run was removed"
+    );
+    assert_eq!(
+        containers_for(&id).len(),
+        1,
+        "the kept container of a run too recent to clean was removed: {}",
+        stdout(&out)
+    );
+
+    let out = env.run(&["clean", "-f"]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(&id).exists(), "finished run kept");
+    assert!(containers_for(&id).is_empty(), "kept container not removed");
+    assert!(
+        stdout(&out).contains(&format!("Removed run {id}")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+// ---- a container whose ID never reached the record -------------------------------------------
+
+/// A pid that is no process's any more.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait for true");
+    pid
+}
+
+/// Writes run `id` as its owner left it when killed between creating the container and
+/// recording its ID: `starting`, no `container_id`, an owner that is gone.
+fn write_unrecorded(env: &Env, id: &str) {
+    let dir = env.runs_dir().join(id);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .expect("create run dir");
+    let record = json!({
+        "id": id,
+        "name": format!("unrecorded-{id}"),
+        "workspace": env.ws.to_string_lossy(),
+        "image": IMAGE,
+        "command": ["sh", "-c", "exit 3"],
+        "runtime": common::runtime().as_str(),
+        "container_id": null,
+        "interactive": false,
+        "state": "starting",
+        "exit_code": null,
+        "created_at": rfc3339(SystemTime::now()),
+        "started_at": null,
+        "stopped_at": null,
+        "owner_pid": dead_pid(),
+        "keep": false,
+        "env": [],
+    });
+    write_private(
+        &dir.join("metadata.json"),
+        format!("{}\n", serde_json::to_string_pretty(&record).expect("json")).as_bytes(),
+    );
+}
+
+/// Run `id`'s container, made behind moat's back with moat's labels, once it has ended
+/// (with code 3).
+fn unrecorded_container(env: &Env, id: &str) -> String {
+    let home = env.home.to_string_lossy().into_owned();
+    let container = start_labelled_container(
+        &[
+            ("moat.managed", "true"),
+            ("moat.run_id", id),
+            ("moat.home", &home),
+        ],
+        &["sh", "-c", "exit 3"],
+    );
+    wait_for("the unrecorded container to end", LONG, || {
+        (container_status(&container).as_deref() == Some("exited")).then_some(())
+    });
+    container
+}
+
+/// The container of a run whose owner died before recording its ID is found by its label:
+/// `list` settles the run with the container's real ending and removes it, and `destroy`
+/// removes it.
+#[test]
+fn a_container_missing_from_its_record_is_found_by_its_label() {
+    let env = moat();
+    let listed = "run_0a1b0000000a";
+    let destroyed = "run_0a1b0000000b";
+    write_unrecorded(&env, listed);
+    write_unrecorded(&env, destroyed);
+    let first = unrecorded_container(&env, listed);
+    let second = unrecorded_container(&env, destroyed);
+    let _cleanup = RemoveOnDrop(vec![first.clone(), second.clone()]);
+
+    let out = env.run(&["list"]);
+    assert_code(&out, 0);
+    let record = env.record(listed);
+    assert_eq!(record["state"], "failed", "{record:#}");
+    if common::runtime() == Runtime::Apple {
+        // Apple's CLI cannot tell the exit code of a container whose owner died (see
+        // orphaned_run_that_ended_gets_its_real_exit_code).
+        assert_eq!(record["error"], "exit code unknown", "{record:#}");
+    } else {
+        assert_eq!(record["exit_code"], 3, "{record:#}");
+        assert_eq!(record["error"], "exit code 3", "{record:#}");
+        assert_eq!(record["container_id"], first.as_str(), "{record:#}");
+    }
+    assert_eq!(container_status(&first), None, "container not removed");
+
+    let out = env.run(&["destroy", destroyed]);
+    assert_code(&out, 0);
+    assert!(!env.runs_dir().join(destroyed).exists(), "record kept");
+    assert_eq!(container_status(&second), None, "container not removed");
 }

@@ -1,11 +1,10 @@
 //! `moat destroy RUN... [-f]`: the entry point for removing runs.
 
 use std::ffi::OsString;
-use std::time::Duration;
 
 use super::{Report, address, parse_args, run_queries};
 use crate::error::{Error, Result};
-use crate::run::{reconcile, stop};
+use crate::run::reap;
 use crate::runtime::Connections;
 use crate::store::{Entry, Record, Store};
 use crate::term;
@@ -72,7 +71,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                 continue;
             }
         };
-        match destroy(&store, &mut conns, record, force) {
+        match reap::destroy(&store, &mut conns, record, force) {
             Ok(r) => report.say(format_args!("Removed run {} ({})", r.id, r.name)),
             Err(e) => {
                 term::warn(e);
@@ -81,35 +80,4 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         }
     }
     report.finish(code)
-}
-
-/// Remove one run; gives its record back for the line that says so.
-fn destroy(store: &Store, conns: &mut Connections, record: Record, force: bool) -> Result<Record> {
-    let checked = reconcile::check(store, conns, record);
-    let state = checked.state_text();
-    let mut record = checked.record;
-    if !record.state.is_final() {
-        if !force {
-            return Err(Error::failed(format!(
-                "run {} is {state}; stop it first or use destroy -f",
-                record.id,
-            )));
-        }
-        record = match stop::stop(store, conns, &record, Duration::from_secs(10))? {
-            stop::Stopped::Now(r) | stop::Stopped::Already(r) => r,
-        };
-    }
-    // The owner removes its container at the end unless the run keeps it; a kept one, or
-    // one left by a crash, goes now.
-    if let Some(container) = &record.container_id
-        && (record.keep || record.error.is_some())
-    {
-        match conns.for_record(&record.runtime) {
-            Ok(rt) => rt.remove(container)?,
-            Err(e) if record.keep => return Err(e.into()),
-            Err(_) => {}
-        }
-    }
-    store.remove(&record.id)?;
-    Ok(record)
 }

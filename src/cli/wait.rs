@@ -1,11 +1,10 @@
 //! `moat wait RUN...`: the entry point for blocking until runs end.
 
 use std::ffi::OsString;
-use std::time::Duration;
 
 use super::{address, parse_args, run_queries};
 use crate::error::{Error, MOAT_FAILED, Result};
-use crate::run::reconcile;
+use crate::run::wait;
 use crate::runtime::Connections;
 use crate::store::Store;
 
@@ -19,9 +18,6 @@ exited with (or would have, for a run whose moat run died).
 
 Flags:
   -h, --help     show this help";
-
-/// How often to look at an orphaned run (its owner is gone, so there is no lock to wait on).
-const ORPHAN_POLL: Duration = Duration::from_millis(500);
 
 /// Entry point for `moat wait`.
 pub fn main(args: Vec<OsString>) -> Result<i32> {
@@ -40,19 +36,9 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     let mut conns = Connections::default();
     let mut code = 0;
     for record in records {
-        let mut checked = reconcile::check(&store, &mut conns, record);
-        while !checked.record.state.is_final() {
-            if checked.orphaned {
-                // Nobody owns it: the runtime is the only one who can tell when it ends.
-                std::thread::sleep(ORPHAN_POLL);
-            } else {
-                store.wait_owner(&checked.record.id)?;
-            }
-            let now = store.read(&checked.record.id)?;
-            checked = reconcile::check(&store, &mut conns, now);
-        }
+        let done = wait::until_final(&store, &mut conns, record)?;
         // Exactly what `moat run` exited with: the one function of SPEC §3.
-        code = checked.record.moat_exit_code.unwrap_or(MOAT_FAILED);
+        code = done.moat_exit_code.unwrap_or(MOAT_FAILED);
     }
     Ok(code)
 }

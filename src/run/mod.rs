@@ -3,6 +3,8 @@
 //! and clean up exactly once. Its rooms follow the lifecycle: [`spec`] (what to run),
 //! [`start`] (create, pull, start), [`follow`] (the main loop and stops), [`finish`] (the
 //! final record, cleanup and the exit code), with [`crate::outcome`] deciding how it ended.
+//! Other processes act on a run through [`reconcile`] (settling one whose owner died),
+//! [`stop`], [`wait`] and [`reap`] (removing finished runs and leftover containers).
 //!
 //! Threads: the runtime's exit waiter, the output pump, the stdin pump, the signals thread
 //! and a stop helper all send [`Event`]s; the main thread owns the state machine.
@@ -11,11 +13,13 @@ pub mod catch_up;
 mod finish;
 mod follow;
 mod pumps;
+pub mod reap;
 pub mod reconcile;
 mod signals;
 mod spec;
 mod start;
 pub mod stop;
+pub mod wait;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -78,6 +78,14 @@ pub fn settle(
     conns: &mut Connections,
     record: &Record,
 ) -> Result<Option<Record>, crate::error::Error> {
+    let adopted;
+    let record = match &record.container_id {
+        Some(_) => record,
+        None => {
+            adopted = adopt_unrecorded(store, conns, record)?;
+            adopted.as_ref().unwrap_or(record)
+        }
+    };
     let (mut state, runtime) = match &record.container_id {
         None => (ContainerState::Gone, None),
         Some(c) => {
@@ -155,6 +163,30 @@ pub fn settle(
         term::warn(e);
     }
     Ok(Some(updated))
+}
+
+/// A run whose record names no container may still have one: its owner died between the
+/// create and the record. Only the container's `moat.run_id` label tells; when there is
+/// one, the record names it from now on (so it is settled, stopped and removed as any
+/// other) and the record is given back.
+fn adopt_unrecorded(
+    store: &Store,
+    conns: &mut Connections,
+    record: &Record,
+) -> Result<Option<Record>, crate::error::Error> {
+    let rt = conns.for_record(&record.runtime)?;
+    let Some(found) = rt.find_by_run_id(&record.id)? else {
+        return Ok(None);
+    };
+    log::debug!("run {} has container {found}, unrecorded", record.id);
+    let adopted = store.update(&record.id, |r| {
+        if r.container_id.is_some() {
+            return false;
+        }
+        r.container_id = Some(found);
+        true
+    })?;
+    Ok(Some(adopted))
 }
 
 /// Every run in the store, checked, newest first; unreadable directories as they are.

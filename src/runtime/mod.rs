@@ -8,7 +8,7 @@ mod error;
 
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
 
@@ -121,6 +121,8 @@ pub struct ManagedContainer {
     pub run_id: Option<String>,
     /// The store (`$MOAT_HOME`) that made it, from its `moat.home` label.
     pub home: Option<String>,
+    /// When the runtime created it (by the runtime's clock), when it says.
+    pub created: Option<SystemTime>,
 }
 
 /// The container's output, as chunks tagged with their stream.
@@ -220,6 +222,11 @@ pub trait Runtime: Send + Sync {
 
     /// Containers labelled `moat.managed=true`.
     fn list_managed(&self) -> Result<Vec<ManagedContainer>>;
+
+    /// The container labelled `moat.run_id=<run_id>`, if there is one: how a container
+    /// is found whose ID never reached the run's record (its owner died between the
+    /// create and the record).
+    fn find_by_run_id(&self, run_id: &str) -> Result<Option<String>>;
 
     /// End the calls other threads still wait on (a pull the run no longer wants), so
     /// none outlives moat. A runtime whose calls end with moat's connections needs

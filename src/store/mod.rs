@@ -239,7 +239,10 @@ impl Store {
         Ok(record)
     }
 
-    fn lock_metadata(&self, id: &str) -> Result<File> {
+    /// Take the run's metadata lock until the file given back is dropped: what
+    /// [`Store::update`] holds, and what removing a run holds so that nobody rewrites the
+    /// record meanwhile.
+    pub fn lock_metadata(&self, id: &str) -> Result<File> {
         let file = open_lock_file(&self.dir(id).join(META_LOCK))?;
         file.lock()
             .map_err(|e| Error::io("locking the run's record", &e))?;

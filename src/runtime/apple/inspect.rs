@@ -11,10 +11,12 @@
 //! (other front ends report them). There is no exit code in either shape.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use serde_json::Value;
 
 use crate::runtime::ContainerState;
+use crate::time;
 
 /// One container, as far as moat cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub struct Snapshot {
     pub id: String,
     pub state: String,
     pub labels: HashMap<String, String>,
+    /// When it was created: `configuration.creationDate` (current) or `created`
+    /// (pre-1.0), when the snapshot has either.
+    pub created: Option<SystemTime>,
 }
 
 /// Parse an array of snapshots (a lone object is taken as an array of one).
@@ -74,7 +79,16 @@ fn snapshot(item: &Value) -> Result<Snapshot, String> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Snapshot { id, state, labels })
+    let created = config["creationDate"]
+        .as_str()
+        .or_else(|| item["created"].as_str())
+        .and_then(time::parse_rfc3339);
+    Ok(Snapshot {
+        id,
+        state,
+        labels,
+        created,
+    })
 }
 
 /// What a state name means for a run. Anything moat does not know is taken as still
@@ -122,6 +136,21 @@ mod tests {
             inspect_state(CURRENT.as_bytes(), "run_0123456789ab"),
             Ok(ContainerState::Running)
         );
+    }
+
+    #[test]
+    fn creation_dates_are_read_from_both_shapes() {
+        let current = br#"[{"id":"a","status":{"state":"running"},
+            "configuration":{"creationDate":"2026-01-02T03:04:05Z"}}]"#;
+        let legacy = br#"[{"configuration":{"id":"a"},"status":"running",
+            "created":"2026-01-02T03:04:05Z"}]"#;
+        let want = time::parse_rfc3339("2026-01-02T03:04:05Z");
+        assert!(want.is_some());
+        for shape in [&current[..], &legacy[..]] {
+            assert_eq!(parse(shape).expect("parse")[0].created, want);
+        }
+        let without = br#"[{"id":"a","status":"running"}]"#;
+        assert_eq!(parse(without).expect("parse")[0].created, None);
     }
 
     #[test]

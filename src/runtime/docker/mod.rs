@@ -7,7 +7,7 @@ pub mod demux;
 mod pull;
 mod transport;
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, bounded};
 use serde::Deserialize;
@@ -504,7 +504,23 @@ impl Runtime for Docker {
     }
 
     fn list_managed(&self) -> Result<Vec<ManagedContainer>> {
-        let filters = encode(r#"{"label":["moat.managed=true"]}"#);
+        self.list_labelled("moat.managed=true")
+    }
+
+    fn find_by_run_id(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .list_labelled(&format!("moat.run_id={run_id}"))?
+            .into_iter()
+            .next()
+            .map(|c| c.id))
+    }
+}
+
+impl Docker {
+    /// Every container (running or not) carrying `label` (`KEY=VALUE`), by the engine's
+    /// own filter.
+    fn list_labelled(&self, label: &str) -> Result<Vec<ManagedContainer>> {
+        let filters = encode(&json!({ "label": [label] }).to_string());
         let (_, answer) = self.client.call(
             "listing containers",
             "GET",
@@ -518,6 +534,9 @@ impl Runtime for Docker {
             id: String,
             #[serde(rename = "Labels", default)]
             labels: Option<std::collections::HashMap<String, String>>,
+            /// Seconds since the epoch.
+            #[serde(rename = "Created", default)]
+            created: Option<u64>,
         }
         let listed: Vec<Listed> = serde_json::from_slice(&answer).map_err(|e| {
             Error::new(
@@ -533,6 +552,7 @@ impl Runtime for Docker {
                 ManagedContainer {
                     run_id: labels.remove("moat.run_id"),
                     home: labels.remove("moat.home"),
+                    created: c.created.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
                     id: c.id,
                 }
             })
