@@ -169,7 +169,7 @@ pub fn settle(
 /// create and the record. Only the container's `moat.run_id` label tells; when there is
 /// one, the record names it from now on (so it is settled, stopped and removed as any
 /// other) and the record is given back.
-fn adopt_unrecorded(
+pub(super) fn adopt_unrecorded(
     store: &Store,
     conns: &mut Connections,
     record: &Record,

@@ -89,6 +89,14 @@ pub fn stop(
         return Ok(Stopped::Already(requested));
     }
 
+    // A dead owner may have made the container without recording it: its label tells.
+    let requested = match requested.container_id {
+        None if !store.owner_alive(&requested) => {
+            reconcile::adopt_unrecorded(store, conns, &requested)?.unwrap_or(requested)
+        }
+        _ => requested,
+    };
+
     // A live owner that has not started the container yet reads the request when it
     // does, and stops it then, with this timeout: a stop sent now could find the
     // container only created (a no-op) and the command would run on.
