@@ -1028,6 +1028,62 @@ fn listing_2000_finished_runs_needs_no_engine() {
     std::fs::remove_dir_all(env.runs_dir()).expect("remove runs");
 }
 
+/// A run being created is listed whole or not at all: `list` beside runs that are being
+/// created never shows one as corrupt (it used to, between the run's directory and its
+/// first record). The race is made likely by numbers: runs starting in parallel threads
+/// while other threads list as fast as they can, until every run is done.
+#[test]
+fn a_run_being_created_is_never_listed_as_corrupt() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let env = moat();
+    let runners = 6;
+    let runs_each = common::scaled(5, 2);
+    let done = AtomicBool::new(false);
+    let runners_left = AtomicUsize::new(runners);
+    let lists = AtomicUsize::new(0);
+    let seen: Vec<Vec<String>> = common::on_threads(runners + 2, |t| {
+        if t < runners {
+            for _ in 0..runs_each {
+                let out = env.run_cmd(&["true"]);
+                assert_code(&out, 0);
+            }
+            if runners_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                done.store(true, Ordering::SeqCst);
+            }
+            return Vec::new();
+        }
+        let args: &[&str] = if t % 2 == 0 {
+            &["list"]
+        } else {
+            &["list", "--json"]
+        };
+        let mut corrupt = Vec::new();
+        while !done.load(Ordering::SeqCst) {
+            let out = env.run(args);
+            lists.fetch_add(1, Ordering::SeqCst);
+            assert_code(&out, 0);
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            if text.contains("corrupt") {
+                corrupt.push(text);
+            }
+        }
+        corrupt
+    });
+    let corrupt: Vec<String> = seen.into_iter().flatten().collect();
+    eprintln!(
+        "{} lists beside {} starting runs",
+        lists.load(Ordering::SeqCst),
+        runners * runs_each
+    );
+    assert!(
+        corrupt.is_empty(),
+        "{} lists showed a corrupt run, e.g.:\n{}",
+        corrupt.len(),
+        corrupt[0]
+    );
+    assert_eq!(env.records().len(), runners * runs_each);
+}
+
 // ---- moat destroy ---------------------------------------------------------------------------
 
 #[test]

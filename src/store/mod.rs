@@ -73,6 +73,9 @@ const METADATA: &str = "metadata.json";
 const LOGS: &str = "logs.jsonl";
 const OWNER_LOCK: &str = "owner.lock";
 const META_LOCK: &str = "lock";
+/// The name prefix of a run directory being created: hidden, so `list` never sees a run
+/// before its first record is written.
+const CREATING: &str = ".creating-";
 
 fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -118,18 +121,32 @@ impl Store {
         self.dir(id).join(LOGS)
     }
 
-    /// Create the run's directory, take its owner lock and write its first record.
+    /// Create the run's directory, take its owner lock and write its first record, so that
+    /// the run appears whole or not at all: everything is made under a temporary name that
+    /// [`Store::list`] skips, then renamed into place. The owner lock survives the rename
+    /// (a lock belongs to the open file, not to its path).
     pub fn create(&self, record: &Record) -> Result<OwnerLock> {
         let dir = self.dir(&record.id);
+        let tmp = self.runs.join(format!("{CREATING}{}", record.id));
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
-        let file = open_lock_file(&dir.join(OWNER_LOCK))?;
-        file.lock()
-            .map_err(|e| Error::io("locking the new run", &e))?;
-        self.write(record)?;
-        Ok(OwnerLock { _file: file })
+            .create(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), &e))?;
+        let made = (|| {
+            let file = open_lock_file(&tmp.join(OWNER_LOCK))?;
+            file.lock()
+                .map_err(|e| Error::io("locking the new run", &e))?;
+            write_record(&tmp, record)?;
+            // IDs are random: an existing directory of this ID is all but impossible, and
+            // a non-empty one makes the rename fail rather than be replaced.
+            fs::rename(&tmp, &dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+            Ok(OwnerLock { _file: file })
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        made
     }
 
     /// Open the run's log for appending (created 0600).
@@ -162,31 +179,10 @@ impl Store {
         Ok(record)
     }
 
-    /// Write the record atomically: temp file, fsync, rename. Callers hold the metadata
-    /// lock (see [`Store::update`]) except when the run is being created.
+    /// Write the record atomically (see [`write_record`]). Callers hold the metadata lock
+    /// (see [`Store::update`]).
     fn write(&self, record: &Record) -> Result<()> {
-        let dir = self.dir(&record.id);
-        let path = dir.join(METADATA);
-        let tmp = dir.join(format!(".{METADATA}.{}.tmp", std::process::id()));
-        let what = || format!("writing {}", path.display());
-        let mut data = serde_json::to_vec_pretty(record).expect("a record always serialises");
-        data.push(b'\n');
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&data)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(what(), &e));
-        }
-        Ok(())
+        write_record(&self.dir(&record.id), record)
     }
 
     /// Read-modify-write the record under the run's metadata lock, so two processes never
@@ -241,6 +237,10 @@ impl Store {
             let dirent =
                 dirent.map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
             let dir = dirent.file_name().to_string_lossy().into_owned();
+            // Hidden entries are moat's own work in progress (a run being created).
+            if dir.starts_with('.') {
+                continue;
+            }
             if !id::is_run_id(&dir) {
                 if dirent.path().is_dir() {
                     entries.push(Entry::Corrupt {
@@ -293,6 +293,30 @@ impl Store {
         }
         fs::remove_dir_all(&path).map_err(|e| Error::io(format!("removing {}", path.display()), &e))
     }
+}
+
+/// Write `record` as `dir/metadata.json` atomically: temp file, fsync, rename.
+fn write_record(dir: &Path, record: &Record) -> Result<()> {
+    let path = dir.join(METADATA);
+    let tmp = dir.join(format!(".{METADATA}.{}.tmp", std::process::id()));
+    let mut data = serde_json::to_vec_pretty(record).expect("a record always serialises");
+    data.push(b'\n');
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&data)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(format!("writing {}", path.display()), &e));
+    }
+    Ok(())
 }
 
 fn sort_key(e: &Entry) -> (&str, &str) {
