@@ -889,6 +889,91 @@ fn runs_are_addressed_by_id_prefix_and_name() {
     assert_eq!(logs_of("solo"), "solo\n");
 }
 
+/// Hex-looking names stay addressable among many runs whose IDs start with them (an exact
+/// name beats an ID prefix), and a short hex query that names no run is "not found"
+/// rather than another run's ID prefix (`moat logs b9` used to print another run's log).
+#[test]
+fn names_beat_id_prefixes_and_short_prefixes_are_not_ids() {
+    let env = moat();
+    let now = SystemTime::now();
+    // 48 runs: 16 IDs under each first digit 1, a and c, one of them named after it.
+    for (i, first) in ["1", "a", "cafe"].iter().enumerate() {
+        for n in 0..16u64 {
+            let id = format!("run_{first}{:0width$x}", n, width = 12 - first.len());
+            let name = if n == 7 {
+                (*first).to_string()
+            } else {
+                format!("r-{i}-{n}")
+            };
+            let ended = now - Duration::from_secs(60 * (n + 16 * i as u64));
+            write_finished(&env, &id, &name, ended, 0, &[&format!("log of {id}")]);
+        }
+    }
+    write_finished(&env, "run_b9b9b9b9b9b9", "bee", now, 0, &["bee's log"]);
+    for name in ["1", "a", "cafe"] {
+        let out = run_without_engine(&env, &["logs", name]);
+        assert_code(&out, 0);
+        let id = format!("run_{name}{:0width$x}", 7, width = 12 - name.len());
+        assert_eq!(stdout(&out), format!("log of {id}\n"), "moat logs {name}");
+    }
+    let out = run_without_engine(&env, &["logs", "b9"]);
+    assert_code(&out, 1);
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("moat: run not found: b9"), "{err}");
+    assert!(err.contains("run_b9"), "no hint at the run_ form: {err}");
+    // The long and the `run_` forms still find it.
+    for query in ["b9b9", "run_b9"] {
+        let out = run_without_engine(&env, &["logs", query]);
+        assert_code(&out, 0);
+        assert_eq!(stdout(&out), "bee's log\n", "moat logs {query}");
+    }
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove hand-written runs");
+}
+
+/// Whether process `pid` has `path` open (one of its `/proc/PID/fd` links).
+fn has_open(pid: libc::pid_t, path: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| target == path)
+}
+
+/// `moat stop NAME` and `moat wait NAME` take the newest *live* run of that name, not a
+/// newer one that has ended (`stop` used to say "not running" while the older one ran on).
+#[test]
+fn stop_and_wait_by_name_take_the_newest_live_run() {
+    let env = moat();
+    let mut live = spawn_run(&env, &["-n", "twin"], &["sleep", "1000"]);
+    let live_id = wait_running(&env, "twin");
+    let newer = SystemTime::now() + Duration::from_secs(60);
+    write_finished(&env, "run_dddd00000001", "twin", newer, 7, &["done"]);
+
+    let mut waiter = Live::spawn({
+        let mut cmd = env.cmd();
+        cmd.args(["wait", "twin"]);
+        cmd
+    });
+    // `wait` has chosen its run once it waits on that run's owner lock.
+    let lock = env.runs_dir().join(&live_id).join("owner.lock");
+    wait_for("moat wait to wait on the live run", LONG, || {
+        assert!(waiter.running(), "moat wait twin ended at once");
+        has_open(waiter.pid(), &lock).then_some(())
+    });
+
+    let out = env.run(&["stop", "twin"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("Run {live_id} stopped\n"));
+    assert_eq!(live.wait(LONG).0.code(), Some(143));
+    let code = env.record(&live_id)["moat_exit_code"].as_i64();
+    assert_eq!(
+        i64::from(waiter.wait(LONG).0.code().unwrap_or(-1)),
+        code.unwrap_or(-2)
+    );
+    std::fs::remove_dir_all(env.runs_dir().join("run_dddd00000001")).expect("remove");
+}
+
 // ---- moat list --------------------------------------------------------------------------------
 
 #[test]
