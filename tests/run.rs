@@ -554,6 +554,63 @@ fn usage_errors_exit_2_and_create_nothing() {
     }
 }
 
+/// Values the engine would refuse are usage errors before anything exists: exit 2, one
+/// line naming the flag, no run directory (they used to reach the engine and come back
+/// as its wording, exit 125, with a failed record).
+#[test]
+fn bad_images_and_mount_targets_are_usage_errors_naming_the_flag() {
+    let env = moat();
+    let src = env.ws.to_str().expect("utf-8 path");
+    let cases: [(&str, Vec<String>); 6] = [
+        ("--image", vec!["--image".into(), "UPPER".into()]),
+        ("--image", vec!["--image".into(), "a b".into()]),
+        ("--image", vec!["--image".into(), "busybox:".into()]),
+        ("-m", vec!["-m".into(), format!("{src}:/workspace")]),
+        ("-m", vec!["-m".into(), format!("{src}:/")]),
+        (
+            "-m",
+            vec![
+                "-m".into(),
+                format!("{src}:/data"),
+                "-m".into(),
+                format!("{src}:/data/"),
+            ],
+        ),
+    ];
+    for (flag, extra) in cases {
+        let mut args = vec!["run"];
+        args.extend(extra.iter().map(String::as_str));
+        args.extend(["--", "true"]);
+        let out = env.run(&args);
+        assert_usage_error_naming(&out, flag);
+        assert!(
+            env.run_dirs().is_empty(),
+            "{extra:?}: created {:?}",
+            env.run_dirs()
+        );
+    }
+    let out = env.run(&["run", "--image", "UPPER", "--", "true"]);
+    assert!(
+        stderr(&out).contains("must be lowercase"),
+        "{}",
+        stderr(&out)
+    );
+    // MOAT_IMAGE is checked the same way.
+    let out = env
+        .cmd()
+        .env("MOAT_IMAGE", "Bad Image")
+        .args(["run", "--", "true"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).starts_with("moat: invalid MOAT_IMAGE "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.run_dirs().is_empty(), "created {:?}", env.run_dirs());
+}
+
 /// A duration moat cannot represent, or absurd for its flag, is a usage error before
 /// anything exists: it used to wrap (`--timeout`, to about 20 hours) or be taken as given
 /// (`--stop-timeout`, which then overflowed at the stop and orphaned the container).
