@@ -1169,6 +1169,100 @@ fn a_run_being_created_is_never_listed_as_corrupt() {
     assert_eq!(env.records().len(), runners * runs_each);
 }
 
+/// Commands that only read never create the store (`MOAT_HOME=typo moat list` used to
+/// make `./typo/runs`): they see no runs and leave the disk as it was.
+#[test]
+fn reading_commands_never_create_the_store() {
+    let env = moat();
+    let typo = env.ws.join("typo");
+    let cases: [(&[&str], i32, &str); 8] = [
+        (&["list"], 0, "No runs\n"),
+        (&["list", "--json"], 0, "[]\n"),
+        (&["list", "-q"], 0, ""),
+        (&["logs", "x"], 1, ""),
+        (&["wait", "x"], 1, ""),
+        (&["stop"], 1, ""),
+        (&["destroy", "x"], 1, ""),
+        (&["clean", "--dry-run"], 0, ""),
+    ];
+    for (args, code, out_text) in cases {
+        let out = env
+            .cmd_without_runtime()
+            .env("MOAT_HOME", "typo")
+            .args(args)
+            .output()
+            .expect("spawn moat");
+        // `clean` also asks the engine for orphaned containers, unreachable here.
+        if args[0] != "clean" {
+            assert_code(&out, code);
+        }
+        if !out_text.is_empty() {
+            assert_eq!(stdout(&out), out_text, "moat {args:?}");
+        }
+        assert!(!typo.exists(), "moat {args:?} created {}", typo.display());
+    }
+    assert!(!env.home.exists(), "created {}", env.home.display());
+}
+
+/// `MOAT_HOME` is one absolute, canonical path before it becomes a store or the
+/// `moat.home` label that says which store owns a container: a relative one (`.moat`)
+/// is taken from the current directory and a literal `~/` is the home directory (the
+/// label used to hold the raw string, so every project's `.moat` owned every other's
+/// containers).
+#[test]
+fn moat_home_is_one_absolute_path() {
+    let env = moat();
+    let canonical_ws = std::fs::canonicalize(&env.ws).expect("canonical ws");
+    let canonical_root = std::fs::canonicalize(&env.root).expect("canonical root");
+    let cases = [
+        (".moat", canonical_ws.join(".moat")),
+        ("./sub/../.moat2", canonical_ws.join(".moat2")),
+        ("~/tilde-store", canonical_root.join("tilde-store")),
+    ];
+    for (home, store) in cases {
+        let out = env
+            .cmd()
+            .env("MOAT_HOME", home)
+            .env("HOME", &env.root)
+            .args(["run", "--image", IMAGE, "--keep", "--", "true"])
+            .output()
+            .expect("spawn moat");
+        assert_code(&out, 0);
+        let dirs: Vec<PathBuf> = std::fs::read_dir(store.join("runs"))
+            .unwrap_or_else(|e| panic!("MOAT_HOME={home}: no {}: {e}", store.display()))
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "MOAT_HOME={home}: {dirs:?}");
+        let id = dirs[0]
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let containers = RemoveOnDrop(containers_for(&id));
+        assert_eq!(containers.0.len(), 1, "MOAT_HOME={home}");
+        let labelled = containers_labelled(&format!("moat.home={}", store.display()));
+        assert_eq!(
+            labelled,
+            containers.0,
+            "MOAT_HOME={home}: label is not {}",
+            store.display()
+        );
+    }
+    assert!(
+        !env.ws.join("~").exists(),
+        "a directory named ~ was created"
+    );
+    // Another user's `~` is not guessed at.
+    let out = env
+        .cmd_without_runtime()
+        .env("MOAT_HOME", "~nobody/.moat")
+        .args(["list"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("~/"), "{}", stderr(&out));
+}
+
 // ---- moat destroy ---------------------------------------------------------------------------
 
 #[test]
