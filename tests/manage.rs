@@ -1263,6 +1263,56 @@ fn moat_home_is_one_absolute_path() {
     assert!(stderr(&out).contains("~/"), "{}", stderr(&out));
 }
 
+/// Recorded text is shown, never obeyed: a command's control characters (a recorded
+/// `echo $'\e]0;pwned\a'` used to retitle the terminal) are escaped in `moat list`, and
+/// a corrupt run's reason names the file that is broken.
+#[test]
+fn list_escapes_recorded_text_and_names_the_broken_file() {
+    let env = moat();
+    let id = "run_e5c000000001";
+    let mut record = write_finished(&env, id, "evil", SystemTime::now(), 0, &["x"]);
+    record["command"] = json!(["sh", "-c", "echo \u{1b}]0;pwned\u{7}"]);
+    write_private(
+        &env.runs_dir().join(id).join("metadata.json"),
+        record.to_string().as_bytes(),
+    );
+    let broken = "run_bad000000001";
+    write_finished(&env, broken, "broken", SystemTime::now(), 0, &["x"]);
+    let meta = env.runs_dir().join(broken).join("metadata.json");
+    write_private(&meta, b"{\"id\": ");
+
+    let out = run_without_engine(&env, &["list"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        !text.contains(['\u{1b}', '\u{7}']),
+        "control characters printed raw: {text:?}"
+    );
+    assert!(text.contains("\\e]0;pwned\\a"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains(broken))
+        .unwrap_or_else(|| panic!("{broken} not listed:\n{text}"));
+    assert!(
+        row.contains(&format!("{}: malformed record", meta.display())),
+        "row: {row:?}"
+    );
+    let out = run_without_engine(&env, &["list", "--json"]);
+    assert!(
+        stderr(&out).contains(&format!("{}: malformed record", meta.display())),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_without_engine(&env, &["logs", broken]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!("{}: malformed record", meta.display())),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove hand-written runs");
+}
+
 // ---- moat destroy ---------------------------------------------------------------------------
 
 #[test]

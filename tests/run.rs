@@ -500,6 +500,45 @@ fn unreachable_engine_exits_125_with_one_line() {
     }
 }
 
+/// A socket that is there but not ours to use is a permissions matter: the error says so
+/// (join the docker group, or sudo) instead of asking whether dockerd is running.
+#[test]
+fn a_socket_we_may_not_use_says_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let env = moat();
+    let socket = env.root.join("denied.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind socket");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let mut cmd = env.cmd();
+    cmd.env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .args(["run", "--runtime", "docker", "--image", IMAGE, "--", "true"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root may use any socket: the command runs as nobody, as a user outside the
+        // docker group would.
+        // SAFETY: setgid/setuid between fork and exec touch only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().expect("spawn moat");
+    assert_code(&out, 125);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains("Permission denied"), "{err:?}");
+    assert!(
+        err.contains("docker group") && err.contains("sudo"),
+        "{err:?}"
+    );
+    assert!(!err.contains("dockerd running"), "{err:?}");
+}
+
 #[test]
 fn missing_image_exits_125_with_the_daemons_message() {
     let env = moat();

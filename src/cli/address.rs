@@ -120,7 +120,8 @@ pub fn resolve_by(store: &Store, query: &str, pick: Pick) -> Result<Record> {
         (Ok(r), _) => Ok(r.clone()),
         // Naming a run whose record cannot be read deserves the reason, not "not found".
         (Err(_), Some(why)) => Err(Error::failed(format!(
-            "run {query} is corrupt: {why} (moat destroy {query} removes it)"
+            "run {query} is corrupt: {} (moat destroy {query} removes it)",
+            crate::term::printable(&why)
         ))),
         (Err(e), None) => Err(e),
     }

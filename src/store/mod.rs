@@ -260,13 +260,18 @@ impl Store {
                 }
                 continue;
             }
+            // The reason names the file, so the user knows what to look at.
+            let file = || self.dir(&dir).join(METADATA).display().to_string();
             match self.read_with(&dir, &mut buf) {
                 Ok(record) if record.id == dir => entries.push(Entry::Run(record)),
                 Ok(record) => entries.push(Entry::Corrupt {
+                    why: format!("{}: record says it is {}", file(), record.id),
                     dir,
-                    why: format!("record says it is {}", record.id),
                 }),
-                Err(e) => entries.push(Entry::Corrupt { dir, why: e.why }),
+                Err(e) => entries.push(Entry::Corrupt {
+                    why: format!("{}: {}", file(), e.why),
+                    dir,
+                }),
             }
         }
         // Newest first; the keys are borrowed, so sorting thousands of runs copies nothing.
