@@ -900,6 +900,91 @@ fn runs_are_addressed_by_id_prefix_and_name() {
     assert_eq!(logs_of("solo"), "solo\n");
 }
 
+/// Hex-looking names stay addressable among many runs whose IDs start with them (an exact
+/// name beats an ID prefix), and a short hex query that names no run is "not found"
+/// rather than another run's ID prefix (`moat logs b9` used to print another run's log).
+#[test]
+fn names_beat_id_prefixes_and_short_prefixes_are_not_ids() {
+    let env = moat();
+    let now = SystemTime::now();
+    // 48 runs: 16 IDs under each first digit 1, a and c, one of them named after it.
+    for (i, first) in ["1", "a", "cafe"].iter().enumerate() {
+        for n in 0..16u64 {
+            let id = format!("run_{first}{:0width$x}", n, width = 12 - first.len());
+            let name = if n == 7 {
+                (*first).to_string()
+            } else {
+                format!("r-{i}-{n}")
+            };
+            let ended = now - Duration::from_secs(60 * (n + 16 * i as u64));
+            write_finished(&env, &id, &name, ended, 0, &[&format!("log of {id}")]);
+        }
+    }
+    write_finished(&env, "run_b9b9b9b9b9b9", "bee", now, 0, &["bee's log"]);
+    for name in ["1", "a", "cafe"] {
+        let out = run_without_engine(&env, &["logs", name]);
+        assert_code(&out, 0);
+        let id = format!("run_{name}{:0width$x}", 7, width = 12 - name.len());
+        assert_eq!(stdout(&out), format!("log of {id}\n"), "moat logs {name}");
+    }
+    let out = run_without_engine(&env, &["logs", "b9"]);
+    assert_code(&out, 1);
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("moat: run not found: b9"), "{err}");
+    assert!(err.contains("run_b9"), "no hint at the run_ form: {err}");
+    // The long and the `run_` forms still find it.
+    for query in ["b9b9", "run_b9"] {
+        let out = run_without_engine(&env, &["logs", query]);
+        assert_code(&out, 0);
+        assert_eq!(stdout(&out), "bee's log\n", "moat logs {query}");
+    }
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove hand-written runs");
+}
+
+/// Whether process `pid` has `path` open (one of its `/proc/PID/fd` links).
+fn has_open(pid: libc::pid_t, path: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| target == path)
+}
+
+/// `moat stop NAME` and `moat wait NAME` take the newest *live* run of that name, not a
+/// newer one that has ended (`stop` used to say "not running" while the older one ran on).
+#[test]
+fn stop_and_wait_by_name_take_the_newest_live_run() {
+    let env = moat();
+    let mut live = spawn_run(&env, &["-n", "twin"], &["sleep", "1000"]);
+    let live_id = wait_running(&env, "twin");
+    let newer = SystemTime::now() + Duration::from_secs(60);
+    write_finished(&env, "run_dddd00000001", "twin", newer, 7, &["done"]);
+
+    let mut waiter = Live::spawn({
+        let mut cmd = env.cmd();
+        cmd.args(["wait", "twin"]);
+        cmd
+    });
+    // `wait` has chosen its run once it waits on that run's owner lock.
+    let lock = env.runs_dir().join(&live_id).join("owner.lock");
+    wait_for("moat wait to wait on the live run", LONG, || {
+        assert!(waiter.running(), "moat wait twin ended at once");
+        has_open(waiter.pid(), &lock).then_some(())
+    });
+
+    let out = env.run(&["stop", "twin"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), format!("Run {live_id} stopped\n"));
+    assert_eq!(live.wait(LONG).0.code(), Some(143));
+    let code = env.record(&live_id)["moat_exit_code"].as_i64();
+    assert_eq!(
+        i64::from(waiter.wait(LONG).0.code().unwrap_or(-1)),
+        code.unwrap_or(-2)
+    );
+    std::fs::remove_dir_all(env.runs_dir().join("run_dddd00000001")).expect("remove");
+}
+
 // ---- moat list --------------------------------------------------------------------------------
 
 #[test]
@@ -1037,6 +1122,206 @@ fn listing_2000_finished_runs_needs_no_engine() {
     assert_eq!(stderr(&out), "");
     // Env's drop would look each run up in the engine: these are not real runs.
     std::fs::remove_dir_all(env.runs_dir()).expect("remove runs");
+}
+
+/// A run being created is listed whole or not at all: `list` beside runs that are being
+/// created never shows one as corrupt (it used to, between the run's directory and its
+/// first record). The race is made likely by numbers: runs starting in parallel threads
+/// while other threads list as fast as they can, until every run is done.
+#[test]
+fn a_run_being_created_is_never_listed_as_corrupt() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let env = moat();
+    let runners = 6;
+    let runs_each = common::scaled(5, 2);
+    let done = AtomicBool::new(false);
+    let runners_left = AtomicUsize::new(runners);
+    let lists = AtomicUsize::new(0);
+    let seen: Vec<Vec<String>> = common::on_threads(runners + 2, |t| {
+        if t < runners {
+            for _ in 0..runs_each {
+                let out = env.run_cmd(&["true"]);
+                assert_code(&out, 0);
+            }
+            if runners_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                done.store(true, Ordering::SeqCst);
+            }
+            return Vec::new();
+        }
+        let args: &[&str] = if t % 2 == 0 {
+            &["list"]
+        } else {
+            &["list", "--json"]
+        };
+        let mut corrupt = Vec::new();
+        while !done.load(Ordering::SeqCst) {
+            let out = env.run(args);
+            lists.fetch_add(1, Ordering::SeqCst);
+            assert_code(&out, 0);
+            let text = format!("{}{}", stdout(&out), stderr(&out));
+            if text.contains("corrupt") {
+                corrupt.push(text);
+            }
+        }
+        corrupt
+    });
+    let corrupt: Vec<String> = seen.into_iter().flatten().collect();
+    eprintln!(
+        "{} lists beside {} starting runs",
+        lists.load(Ordering::SeqCst),
+        runners * runs_each
+    );
+    assert!(
+        corrupt.is_empty(),
+        "{} lists showed a corrupt run, e.g.:\n{}",
+        corrupt.len(),
+        corrupt[0]
+    );
+    assert_eq!(env.records().len(), runners * runs_each);
+}
+
+/// Commands that only read never create the store (`MOAT_HOME=typo moat list` used to
+/// make `./typo/runs`): they see no runs and leave the disk as it was.
+#[test]
+fn reading_commands_never_create_the_store() {
+    let env = moat();
+    let typo = env.ws.join("typo");
+    let cases: [(&[&str], i32, &str); 8] = [
+        (&["list"], 0, "No runs\n"),
+        (&["list", "--json"], 0, "[]\n"),
+        (&["list", "-q"], 0, ""),
+        (&["logs", "x"], 1, ""),
+        (&["wait", "x"], 1, ""),
+        (&["stop"], 1, ""),
+        (&["destroy", "x"], 1, ""),
+        (&["clean", "--dry-run"], 0, ""),
+    ];
+    for (args, code, out_text) in cases {
+        let out = env
+            .cmd_without_runtime()
+            .env("MOAT_HOME", "typo")
+            .args(args)
+            .output()
+            .expect("spawn moat");
+        // `clean` also asks the engine for orphaned containers, unreachable here.
+        if args[0] != "clean" {
+            assert_code(&out, code);
+        }
+        if !out_text.is_empty() {
+            assert_eq!(stdout(&out), out_text, "moat {args:?}");
+        }
+        assert!(!typo.exists(), "moat {args:?} created {}", typo.display());
+    }
+    assert!(!env.home.exists(), "created {}", env.home.display());
+}
+
+/// `MOAT_HOME` is one absolute, canonical path before it becomes a store or the
+/// `moat.home` label that says which store owns a container: a relative one (`.moat`)
+/// is taken from the current directory and a literal `~/` is the home directory (the
+/// label used to hold the raw string, so every project's `.moat` owned every other's
+/// containers).
+#[test]
+fn moat_home_is_one_absolute_path() {
+    let env = moat();
+    let canonical_ws = std::fs::canonicalize(&env.ws).expect("canonical ws");
+    let canonical_root = std::fs::canonicalize(&env.root).expect("canonical root");
+    let cases = [
+        (".moat", canonical_ws.join(".moat")),
+        ("./sub/../.moat2", canonical_ws.join(".moat2")),
+        ("~/tilde-store", canonical_root.join("tilde-store")),
+    ];
+    for (home, store) in cases {
+        let out = env
+            .cmd()
+            .env("MOAT_HOME", home)
+            .env("HOME", &env.root)
+            .args(["run", "--image", IMAGE, "--keep", "--", "true"])
+            .output()
+            .expect("spawn moat");
+        assert_code(&out, 0);
+        let dirs: Vec<PathBuf> = std::fs::read_dir(store.join("runs"))
+            .unwrap_or_else(|e| panic!("MOAT_HOME={home}: no {}: {e}", store.display()))
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "MOAT_HOME={home}: {dirs:?}");
+        let id = dirs[0]
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let containers = RemoveOnDrop(containers_for(&id));
+        assert_eq!(containers.0.len(), 1, "MOAT_HOME={home}");
+        let labelled = containers_labelled(&format!("moat.home={}", store.display()));
+        assert_eq!(
+            labelled,
+            containers.0,
+            "MOAT_HOME={home}: label is not {}",
+            store.display()
+        );
+    }
+    assert!(
+        !env.ws.join("~").exists(),
+        "a directory named ~ was created"
+    );
+    // Another user's `~` is not guessed at.
+    let out = env
+        .cmd_without_runtime()
+        .env("MOAT_HOME", "~nobody/.moat")
+        .args(["list"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("~/"), "{}", stderr(&out));
+}
+
+/// Recorded text is shown, never obeyed: a command's control characters (a recorded
+/// `echo $'\e]0;pwned\a'` used to retitle the terminal) are escaped in `moat list`, and
+/// a corrupt run's reason names the file that is broken.
+#[test]
+fn list_escapes_recorded_text_and_names_the_broken_file() {
+    let env = moat();
+    let id = "run_e5c000000001";
+    let mut record = write_finished(&env, id, "evil", SystemTime::now(), 0, &["x"]);
+    record["command"] = json!(["sh", "-c", "echo \u{1b}]0;pwned\u{7}"]);
+    write_private(
+        &env.runs_dir().join(id).join("metadata.json"),
+        record.to_string().as_bytes(),
+    );
+    let broken = "run_bad000000001";
+    write_finished(&env, broken, "broken", SystemTime::now(), 0, &["x"]);
+    let meta = env.runs_dir().join(broken).join("metadata.json");
+    write_private(&meta, b"{\"id\": ");
+
+    let out = run_without_engine(&env, &["list"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        !text.contains(['\u{1b}', '\u{7}']),
+        "control characters printed raw: {text:?}"
+    );
+    assert!(text.contains("\\e]0;pwned\\a"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains(broken))
+        .unwrap_or_else(|| panic!("{broken} not listed:\n{text}"));
+    assert!(
+        row.contains(&format!("{}: malformed record", meta.display())),
+        "row: {row:?}"
+    );
+    let out = run_without_engine(&env, &["list", "--json"]);
+    assert!(
+        stderr(&out).contains(&format!("{}: malformed record", meta.display())),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_without_engine(&env, &["logs", broken]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!("{}: malformed record", meta.display())),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(env.runs_dir()).expect("remove hand-written runs");
 }
 
 // ---- moat destroy ---------------------------------------------------------------------------

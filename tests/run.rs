@@ -500,6 +500,45 @@ fn unreachable_engine_exits_125_with_one_line() {
     }
 }
 
+/// A socket that is there but not ours to use is a permissions matter: the error says so
+/// (join the docker group, or sudo) instead of asking whether dockerd is running.
+#[test]
+fn a_socket_we_may_not_use_says_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let env = moat();
+    let socket = env.root.join("denied.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind socket");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let mut cmd = env.cmd();
+    cmd.env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .args(["run", "--runtime", "docker", "--image", IMAGE, "--", "true"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root may use any socket: the command runs as nobody, as a user outside the
+        // docker group would.
+        // SAFETY: setgid/setuid between fork and exec touch only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().expect("spawn moat");
+    assert_code(&out, 125);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains("Permission denied"), "{err:?}");
+    assert!(
+        err.contains("docker group") && err.contains("sudo"),
+        "{err:?}"
+    );
+    assert!(!err.contains("dockerd running"), "{err:?}");
+}
+
 #[test]
 fn missing_image_exits_125_with_the_daemons_message() {
     let env = moat();
@@ -552,6 +591,63 @@ fn usage_errors_exit_2_and_create_nothing() {
             env.run_dirs()
         );
     }
+}
+
+/// Values the engine would refuse are usage errors before anything exists: exit 2, one
+/// line naming the flag, no run directory (they used to reach the engine and come back
+/// as its wording, exit 125, with a failed record).
+#[test]
+fn bad_images_and_mount_targets_are_usage_errors_naming_the_flag() {
+    let env = moat();
+    let src = env.ws.to_str().expect("utf-8 path");
+    let cases: [(&str, Vec<String>); 6] = [
+        ("--image", vec!["--image".into(), "UPPER".into()]),
+        ("--image", vec!["--image".into(), "a b".into()]),
+        ("--image", vec!["--image".into(), "busybox:".into()]),
+        ("-m", vec!["-m".into(), format!("{src}:/workspace")]),
+        ("-m", vec!["-m".into(), format!("{src}:/")]),
+        (
+            "-m",
+            vec![
+                "-m".into(),
+                format!("{src}:/data"),
+                "-m".into(),
+                format!("{src}:/data/"),
+            ],
+        ),
+    ];
+    for (flag, extra) in cases {
+        let mut args = vec!["run"];
+        args.extend(extra.iter().map(String::as_str));
+        args.extend(["--", "true"]);
+        let out = env.run(&args);
+        assert_usage_error_naming(&out, flag);
+        assert!(
+            env.run_dirs().is_empty(),
+            "{extra:?}: created {:?}",
+            env.run_dirs()
+        );
+    }
+    let out = env.run(&["run", "--image", "UPPER", "--", "true"]);
+    assert!(
+        stderr(&out).contains("must be lowercase"),
+        "{}",
+        stderr(&out)
+    );
+    // MOAT_IMAGE is checked the same way.
+    let out = env
+        .cmd()
+        .env("MOAT_IMAGE", "Bad Image")
+        .args(["run", "--", "true"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).starts_with("moat: invalid MOAT_IMAGE "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.run_dirs().is_empty(), "created {:?}", env.run_dirs());
 }
 
 /// A duration moat cannot represent, or absurd for its flag, is a usage error before

@@ -86,7 +86,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         "COMMAND".into(),
     ]];
     for e in &entries {
-        rows.push(match e {
+        let row = match e {
             Listed::Run(c) => {
                 let r = &c.record;
                 [
@@ -112,7 +112,9 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                 "-".into(),
                 why.clone(),
             ],
-        });
+        };
+        // Recorded text is shown, never acted on by the terminal.
+        rows.push(row.map(|cell| term::printable(&cell).into_owned()));
     }
     say_text(&table(&rows))?;
     Ok(0)
@@ -122,7 +124,11 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
 fn report_corrupt(entries: &[Listed]) {
     for e in entries {
         if let Listed::Corrupt { dir, why } = e {
-            term::warn(format_args!("run {dir} is corrupt: {why}"));
+            term::warn(format_args!(
+                "run {} is corrupt: {}",
+                term::printable(dir),
+                term::printable(why)
+            ));
         }
     }
 }
@@ -147,6 +153,8 @@ pub fn command_text(argv: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     let text = text.replace(['\n', '\r', '\t'], " ");
+    // Escaped before it is cut, so the table shows at most 40 characters.
+    let text = term::printable(&text).into_owned();
     if text.chars().count() > 40 {
         format!("{}...", text.chars().take(37).collect::<String>())
     } else {

@@ -37,7 +37,8 @@ Options:
   -h, --help               show this help
   -V, --version            show moat's version
 
-A RUN is a run ID, a unique prefix of one, or a run name (the newest run with that name).
+A RUN is a run ID, a run name (the newest run with it; for stop and wait the newest
+live one), or a unique prefix of an ID (run_b9, or at least 4 hex digits: b9f0).
 Run 'moat <COMMAND> --help' for a command's flags.";
 
 /// Parse the command line and run the command; returns moat's exit code.

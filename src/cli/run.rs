@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{at_most_one, parse_args, say_text, string_value};
 use crate::error::{Error, Result};
 use crate::run::{self, RunSpec};
+use crate::runtime::reference::check as check_image;
 use crate::runtime::{Kind, Mount};
 use crate::store::id::validate_name;
 use crate::time;
@@ -118,6 +119,7 @@ impl RunFlags {
             .map(|m| parse_mount(m))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(bad)?;
+        check_mount_targets(&self.mounts, &mounts).map_err(bad)?;
         let workdir = self.workdir.unwrap_or_else(|| "/workspace".into());
         if !workdir.starts_with('/') {
             return Err(bad(format!(
@@ -154,9 +156,16 @@ impl RunFlags {
         };
         let image = match self.image {
             Some(i) if i.is_empty() => return Err(bad("--image needs a value".into())),
-            Some(i) => i,
+            Some(i) => {
+                check_image(&i).map_err(|why| bad(format!("invalid --image {i:?}: {why}")))?;
+                i
+            }
             None => match std::env::var("MOAT_IMAGE") {
-                Ok(i) if !i.is_empty() => i,
+                Ok(i) if !i.is_empty() => {
+                    check_image(&i)
+                        .map_err(|why| bad(format!("invalid MOAT_IMAGE {i:?}: {why}")))?;
+                    i
+                }
                 _ => "ubuntu:22.04".into(),
             },
         };
@@ -216,9 +225,13 @@ fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String>
     })
 }
 
-/// `SRC:DST[:ro|:rw]` with an existing source and an absolute target.
+/// Where the workspace is mounted: no `-m` may take its place.
+const WORKSPACE_TARGET: &str = "/workspace";
+
+/// `SRC:DST[:ro|:rw]` with an existing source and an absolute target other than `/` and
+/// the workspace's.
 fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
-    let bad = |why: &str| format!("invalid mount {arg:?}: {why} (expected SRC:DST[:ro])");
+    let bad = |why: &str| format!("invalid -m {arg:?}: {why} (expected SRC:DST[:ro])");
     let parts: Vec<&str> = arg.split(':').collect();
     let (source, target, read_only) = match parts.as_slice() {
         [s, t] => (*s, *t, false),
@@ -237,6 +250,16 @@ fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
     if !target.starts_with('/') {
         return Err(bad("the target must be an absolute path"));
     }
+    // Engines refuse these only after the run is recorded, in their own words.
+    match clean_path(target).as_str() {
+        "/" => return Err(bad("the target cannot be / (the container's root)")),
+        WORKSPACE_TARGET => {
+            return Err(bad(&format!(
+                "{WORKSPACE_TARGET} is reserved: the workspace is mounted there"
+            )));
+        }
+        _ => {}
+    }
     let source = std::fs::canonicalize(source).map_err(|e| {
         bad(&format!(
             "source {source}: {}",
@@ -248,6 +271,40 @@ fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
         target: target.to_string(),
         read_only,
     })
+}
+
+/// An absolute path cleaned as the engine cleans a mount target (Go's `filepath.Clean`):
+/// `/a//b/./c/../d/` is `/a/b/d`.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// No two `-m` flags may mount at the same place (the engine refuses a duplicate mount
+/// point, after the run is recorded).
+fn check_mount_targets(args: &[String], mounts: &[Mount]) -> std::result::Result<(), String> {
+    for (i, m) in mounts.iter().enumerate() {
+        let target = clean_path(&m.target);
+        if let Some(j) = mounts[..i]
+            .iter()
+            .position(|o| clean_path(&o.target) == target)
+        {
+            return Err(format!(
+                "invalid -m {:?}: {target} is already mounted by -m {:?}",
+                args[i], args[j]
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Split the arguments at the first `--`: flags and PATH before, the command after.
@@ -359,6 +416,32 @@ mod tests {
         let m = parse_mount("/tmp:/x:ro").unwrap();
         assert!(m.read_only);
         assert_eq!(m.target, "/x");
+    }
+
+    #[test]
+    fn mounts_keep_off_the_root_and_the_workspace() {
+        for target in [
+            "/",
+            "//",
+            "/workspace",
+            "/workspace/",
+            "/x/../workspace",
+            "/./",
+        ] {
+            let e = parse_mount(&format!("/tmp:{target}")).unwrap_err();
+            assert!(e.starts_with("invalid -m "), "{target}: {e}");
+        }
+        assert!(parse_mount("/tmp:/workspace/sub").is_ok());
+        assert!(parse_mount("/tmp:/workspaces").is_ok());
+    }
+
+    #[test]
+    fn two_mounts_cannot_share_a_target() {
+        let args = vec!["/tmp:/x".to_string(), "/:/x/".to_string()];
+        let mounts: Vec<Mount> = args.iter().map(|a| parse_mount(a).unwrap()).collect();
+        let e = check_mount_targets(&args, &mounts).unwrap_err();
+        assert!(e.starts_with("invalid -m \"/:/x/\""), "{e}");
+        assert!(check_mount_targets(&args[..1], &mounts[..1]).is_ok());
     }
 
     #[test]

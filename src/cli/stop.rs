@@ -53,7 +53,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     } else {
         queries
             .iter()
-            .map(|q| address::resolve(&store, q))
+            .map(|q| address::resolve_by(&store, q, address::Pick::NewestLive))
             .collect::<Result<Vec<_>>>()?
     };
     // Every run named is stopped even when stdout is gone (see `Report`).

@@ -31,7 +31,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     let store = Store::open()?;
     let records = queries
         .iter()
-        .map(|q| address::resolve(&store, q))
+        .map(|q| address::resolve_by(&store, q, address::Pick::NewestLive))
         .collect::<Result<Vec<_>>>()?;
     let mut conns = Connections::default();
     let mut code = 0;

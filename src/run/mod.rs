@@ -60,7 +60,7 @@ pub const TTY_STOP_SIGNAL: &str = "SIGHUP";
 pub fn execute(spec: RunSpec) -> Result<i32> {
     let runtime: Arc<dyn Runtime> =
         Arc::from(runtime::connect(spec.runtime).map_err(|e| Error::moat(e.to_string()))?);
-    let store = Store::open().map_err(|e| Error::moat(e.to_string()))?;
+    let store = Store::create().map_err(|e| Error::moat(e.to_string()))?;
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let tty = spec.interactive && stdin_is_terminal;
@@ -72,7 +72,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
 
     let record = first_record(&spec);
     let owner = store
-        .create(&record)
+        .create_run(&record)
         .map_err(|e| Error::moat(e.to_string()))?;
     log::debug!("run {} recorded", record.id);
     store.reserve_space(&record.id);

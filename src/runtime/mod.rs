@@ -5,6 +5,7 @@
 pub mod apple;
 pub mod docker;
 mod error;
+pub mod reference;
 
 use std::io;
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 pub use captured::Captured;
 pub use record::{Record, State, StopReason};
@@ -79,6 +79,9 @@ const META_LOCK: &str = "lock";
 const RESERVE: &str = ".reserve";
 /// A record is well under a kilobyte; this leaves room for a long command line too.
 const RESERVE_BYTES: usize = 16 * 1024;
+/// The name prefix of a run directory being created: hidden, so `list` never sees a run
+/// before its first record is written.
+const CREATING: &str = ".creating-";
 
 fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -88,24 +91,31 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 impl Store {
-    /// The store at `$MOAT_HOME`, else `~/.moat`, created if missing.
+    /// The store at `$MOAT_HOME` (else `~/.moat`) as it is: nothing is created, and a
+    /// store that does not exist yet has no runs. For every command but `moat run`.
     pub fn open() -> Result<Store> {
-        let root = match std::env::var_os("MOAT_HOME") {
-            Some(home) if !home.is_empty() => PathBuf::from(home),
-            _ => match std::env::var_os("HOME") {
-                Some(home) if !home.is_empty() => PathBuf::from(home).join(".moat"),
-                _ => {
-                    return Err(Error {
-                        what: "finding moat's home".into(),
-                        why: "neither MOAT_HOME nor HOME is set".into(),
-                    });
-                }
-            },
-        };
+        let root = home()?;
+        // Canonical when it exists, as `create` made it; absolute when it does not.
+        let root = fs::canonicalize(&root).unwrap_or(root);
+        Ok(Store {
+            runs: root.join("runs"),
+        })
+    }
+
+    /// The store at `$MOAT_HOME` (else `~/.moat`), created (0700) if missing. For the
+    /// commands that make runs.
+    pub fn create() -> Result<Store> {
+        let root = home()?;
         let runs = root.join("runs");
         create_private_dir(&runs)
             .map_err(|e| Error::io(format!("creating {}", runs.display()), &e))?;
-        Ok(Store { runs })
+        // One spelling per store (no `..`, no symlinks): the root is the containers'
+        // `moat.home` label, which says which store owns them.
+        let root = fs::canonicalize(&root)
+            .map_err(|e| Error::io(format!("resolving {}", root.display()), &e))?;
+        Ok(Store {
+            runs: root.join("runs"),
+        })
     }
 
     /// The store's root directory (`$MOAT_HOME`); containers are labelled with it so each
@@ -124,18 +134,33 @@ impl Store {
         self.dir(id).join(LOGS)
     }
 
-    /// Create the run's directory, take its owner lock and write its first record.
-    pub fn create(&self, record: &Record) -> Result<OwnerLock> {
+    /// Create the run's directory, take its owner lock and write its first record, so that
+    /// the run appears whole or not at all: everything is made under a temporary name that
+    /// [`Store::list`] skips, then renamed into place. The owner lock survives the rename
+    /// (a lock belongs to the open file, not to its path).
+    pub fn create_run(&self, record: &Record) -> Result<OwnerLock> {
         let dir = self.dir(&record.id);
+        let tmp = self.runs.join(format!("{CREATING}{}", record.id));
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
-        let file = open_lock_file(&dir.join(OWNER_LOCK))?;
-        file.lock()
-            .map_err(|e| Error::io("locking the new run", &e))?;
-        self.write(record)?;
-        Ok(OwnerLock { _file: file })
+            .create(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), &e))?;
+        let made = (|| {
+            let file = open_lock_file(&tmp.join(OWNER_LOCK))?;
+            file.lock()
+                .map_err(|e| Error::io("locking the new run", &e))?;
+            write_record(&tmp, record)
+                .map_err(|e| Error::io(format!("writing {}", dir.join(METADATA).display()), &e))?;
+            // IDs are random: an existing directory of this ID is all but impossible, and
+            // a non-empty one makes the rename fail rather than be replaced.
+            fs::rename(&tmp, &dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+            Ok(OwnerLock { _file: file })
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        made
     }
 
     /// Open the run's log for appending (created 0600).
@@ -168,41 +193,20 @@ impl Store {
         Ok(record)
     }
 
-    /// Write the record atomically: temp file, fsync, rename. Callers hold the metadata
-    /// lock (see [`Store::update`]) except when the run is being created.
+    /// Write the record atomically (see [`write_record`]). Callers hold the metadata lock
+    /// (see [`Store::update`]).
     fn write(&self, record: &Record) -> Result<()> {
         let dir = self.dir(&record.id);
-        let path = dir.join(METADATA);
-        let tmp = dir.join(format!(".{METADATA}.{}.tmp", std::process::id()));
-        let what = || format!("writing {}", path.display());
-        let mut data = serde_json::to_vec_pretty(record).expect("a record always serialises");
-        data.push(b'\n');
-        let attempt = || {
-            let result = (|| {
-                let mut file = OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                file.write_all(&data)?;
-                file.sync_all()?;
-                fs::rename(&tmp, &path)
-            })();
-            if result.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            result
-        };
-        match attempt() {
+        match write_record(&dir, record) {
             // A full disk: the run's reserve makes room for its record.
             Err(e)
                 if e.kind() == io::ErrorKind::StorageFull && self.release_reserve(&record.id) =>
             {
-                attempt().map_err(|e| Error::io(what(), &e))
+                write_record(&dir, record)
             }
-            result => result.map_err(|e| Error::io(what(), &e)),
+            result => result,
         }
+        .map_err(|e| Error::io(format!("writing {}", dir.join(METADATA).display()), &e))
     }
 
     /// Set aside a little space in the run's directory, so that its final record can be
@@ -273,16 +277,23 @@ impl Store {
         Ok(())
     }
 
-    /// Every run directory, newest first.
+    /// Every run directory, newest first; none when the store does not exist yet.
     pub fn list(&self) -> Result<Vec<Entry>> {
-        let read = fs::read_dir(&self.runs)
-            .map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
+        let read = match fs::read_dir(&self.runs) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("reading {}", self.runs.display()), &e)),
+        };
         let mut entries = Vec::new();
         let mut buf = Vec::with_capacity(4096);
         for dirent in read {
             let dirent =
                 dirent.map_err(|e| Error::io(format!("reading {}", self.runs.display()), &e))?;
             let dir = dirent.file_name().to_string_lossy().into_owned();
+            // Hidden entries are moat's own work in progress (a run being created).
+            if dir.starts_with('.') {
+                continue;
+            }
             if !id::is_run_id(&dir) {
                 if dirent.path().is_dir() {
                     entries.push(Entry::Corrupt {
@@ -292,13 +303,18 @@ impl Store {
                 }
                 continue;
             }
+            // The reason names the file, so the user knows what to look at.
+            let file = || self.dir(&dir).join(METADATA).display().to_string();
             match self.read_with(&dir, &mut buf) {
                 Ok(record) if record.id == dir => entries.push(Entry::Run(record)),
                 Ok(record) => entries.push(Entry::Corrupt {
+                    why: format!("{}: record says it is {}", file(), record.id),
                     dir,
-                    why: format!("record says it is {}", record.id),
                 }),
-                Err(e) => entries.push(Entry::Corrupt { dir, why: e.why }),
+                Err(e) => entries.push(Entry::Corrupt {
+                    why: format!("{}: {}", file(), e.why),
+                    dir,
+                }),
             }
         }
         // Newest first; the keys are borrowed, so sorting thousands of runs copies nothing.
@@ -337,6 +353,86 @@ impl Store {
     }
 }
 
+/// Write `record` as `dir/metadata.json` atomically: temp file, fsync, rename.
+fn write_record(dir: &Path, record: &Record) -> io::Result<()> {
+    let path = dir.join(METADATA);
+    let tmp = dir.join(format!(".{METADATA}.{}.tmp", std::process::id()));
+    let mut data = serde_json::to_vec_pretty(record).expect("a record always serialises");
+    data.push(b'\n');
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&data)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The store's root: `$MOAT_HOME`, else `~/.moat`, as an absolute path. A relative
+/// `MOAT_HOME` (`.moat`, a per-project store) is taken from the current directory, as a
+/// shell would; a leading `~/` (written literally in an env file, where no shell expands
+/// it) is the home directory.
+fn home() -> Result<PathBuf> {
+    let user_home = || match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => Ok(PathBuf::from(home)),
+        _ => Err(Error {
+            what: "finding moat's home".into(),
+            why: "neither MOAT_HOME nor HOME is set".into(),
+        }),
+    };
+    let root = match std::env::var_os("MOAT_HOME") {
+        Some(home) if !home.is_empty() => expand_tilde(PathBuf::from(home), user_home)?,
+        _ => user_home()?.join(".moat"),
+    };
+    if root.is_absolute() {
+        return Ok(root);
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        Error::io(
+            format!("resolving MOAT_HOME={} (relative)", root.display()),
+            &e,
+        )
+    })?;
+    Ok(cwd.join(root))
+}
+
+/// `~` and `~/x` as the home directory; `~user/x` is refused rather than taken as a
+/// directory named `~user` under the current one.
+fn expand_tilde(path: PathBuf, user_home: impl Fn() -> Result<PathBuf>) -> Result<PathBuf> {
+    let mut parts = path.components();
+    let Some(Component::Normal(first)) = parts.next() else {
+        return Ok(path);
+    };
+    let first = first.as_encoded_bytes();
+    if first == b"~" {
+        let rest = parts.as_path();
+        let home = user_home().map_err(|e| Error {
+            what: format!("expanding MOAT_HOME={}", path.display()),
+            why: e.why,
+        })?;
+        return Ok(if rest.as_os_str().is_empty() {
+            home
+        } else {
+            home.join(rest)
+        });
+    }
+    if first.starts_with(b"~") {
+        return Err(Error {
+            what: format!("using MOAT_HOME={}", path.display()),
+            why: "moat expands only ~/ (the current user's home); write the path out".into(),
+        });
+    }
+    Ok(path)
+}
+
 fn sort_key(e: &Entry) -> (&str, &str) {
     match e {
         Entry::Run(r) => (&r.created_at, &r.id),
@@ -362,4 +458,43 @@ pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks whether the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(path: &str) -> Result<PathBuf> {
+        expand_tilde(PathBuf::from(path), || Ok(PathBuf::from("/home/me")))
+    }
+
+    #[test]
+    fn a_leading_tilde_is_the_home_directory() {
+        assert_eq!(expand("~").unwrap(), Path::new("/home/me"));
+        assert_eq!(expand("~/").unwrap(), Path::new("/home/me"));
+        assert_eq!(expand("~/.moat").unwrap(), Path::new("/home/me/.moat"));
+        assert_eq!(expand("~/a/b").unwrap(), Path::new("/home/me/a/b"));
+        // Only a leading one.
+        assert_eq!(expand("a/~/b").unwrap(), Path::new("a/~/b"));
+        assert_eq!(expand("/~/b").unwrap(), Path::new("/~/b"));
+        assert_eq!(expand(".moat").unwrap(), Path::new(".moat"));
+    }
+
+    #[test]
+    fn another_users_tilde_is_refused() {
+        let e = expand("~bob/.moat").unwrap_err();
+        assert!(e.to_string().contains("~/"), "{e}");
+    }
+
+    #[test]
+    fn a_tilde_without_home_says_so() {
+        let e = expand_tilde(PathBuf::from("~/x"), || {
+            Err(Error {
+                what: "w".into(),
+                why: "HOME is not set".into(),
+            })
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("MOAT_HOME=~/x"), "{e}");
+    }
 }

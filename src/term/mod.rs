@@ -4,11 +4,13 @@
 
 pub mod escape;
 mod output;
+mod printable;
 mod raw;
 
 use std::os::fd::RawFd;
 
 pub use output::{OutputStream, ProgressLine, notice, print, println, warn};
+pub use printable::printable;
 pub use raw::{RawGuard, install_panic_hook, restore_now};
 
 /// The terminal's size as (rows, cols), or `None` when `fd` is not a terminal or reports

@@ -158,14 +158,7 @@ impl Client {
     }
 
     pub fn unreachable(&self, io: &std::io::Error) -> Error {
-        Error::new(
-            ErrorKind::Unreachable,
-            format!("cannot reach Docker at {}", self.socket.display()),
-            format!(
-                "{} (is dockerd running? set DOCKER_HOST to point elsewhere)",
-                io_reason(io)
-            ),
-        )
+        unreachable_at(&self.socket, io)
     }
 
     /// Build a request with an optional deadline. `None` is reserved for the calls that
@@ -270,6 +263,21 @@ impl Client {
     }
 }
 
+/// The error for a socket that cannot be dialled, with the advice that fits the cause: a
+/// socket that is there but not ours to use is a permissions matter, not a dead daemon.
+fn unreachable_at(socket: &Path, io: &std::io::Error) -> Error {
+    let advice = if io.kind() == std::io::ErrorKind::PermissionDenied {
+        "join the docker group and log in again, or use sudo"
+    } else {
+        "is dockerd running? set DOCKER_HOST to point elsewhere"
+    };
+    Error::new(
+        ErrorKind::Unreachable,
+        format!("cannot reach Docker at {}", socket.display()),
+        format!("{} ({advice})", io_reason(io)),
+    )
+}
+
 /// Percent-encode a query parameter value.
 pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -293,6 +301,21 @@ mod tests {
         assert_eq!(parse_api("1.41"), Some((1, 41)));
         assert!(parse_api("1.9") < parse_api("1.41"));
         assert_eq!(parse_api("x"), None);
+    }
+
+    #[test]
+    fn a_socket_we_may_not_use_is_not_a_dead_daemon() {
+        let socket = Path::new("/var/run/docker.sock");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let text = unreachable_at(socket, &denied).to_string();
+        assert!(
+            text.contains("docker group") && text.contains("sudo"),
+            "{text}"
+        );
+        assert!(!text.contains("dockerd running"), "{text}");
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let text = unreachable_at(socket, &missing).to_string();
+        assert!(text.contains("is dockerd running?"), "{text}");
     }
 
     #[test]
