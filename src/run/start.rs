@@ -44,6 +44,12 @@ impl Run {
             return Ended::NeverStarted;
         }
 
+        // The log exists before the record says the run is running.
+        let log = match self.store.open_log(&self.id) {
+            Ok(f) => f,
+            Err(e) => return moat_failed(e.to_string()),
+        };
+
         // Raw mode before start: the first keystrokes must already be raw.
         let _raw = if self.tty {
             term::install_panic_hook();
@@ -73,10 +79,6 @@ impl Run {
         let requested_stop = self.mark_running(spec.timeout);
         self.announce(spec.agent);
 
-        let log = match self.store.open_log(&self.id) {
-            Ok(f) => f,
-            Err(e) => return self.abandon(&container, e.to_string()),
-        };
         if let Err(e) = pumps::spawn_output(session.output, log, self.events_tx.clone()) {
             return self.abandon(&container, format!("starting the output pump: {e}"));
         }

@@ -243,12 +243,20 @@ impl Env {
         self.home.join("runs")
     }
 
-    /// The run directories (`runs/*`), sorted; empty when `runs/` does not exist.
+    /// The run directories (`runs/*`), sorted; empty when `runs/` does not exist. A run
+    /// still being created (a hidden `.creating-*` directory, renamed into place once its
+    /// record is written) is not one yet, as for `moat list`.
     pub fn run_dirs(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.runs_dir()) else {
             return Vec::new();
         };
-        let mut dirs: Vec<PathBuf> = entries.map(|e| e.expect("read runs dir").path()).collect();
+        let mut dirs: Vec<PathBuf> = entries
+            .map(|e| e.expect("read runs dir").path())
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
         dirs.sort();
         dirs
     }
