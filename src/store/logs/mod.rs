@@ -51,25 +51,8 @@ fn stream_index(s: Stream) -> usize {
     }
 }
 
-/// The first `\n` in `b`. Eight bytes at a time (a word with a zero byte where `\n` was),
-/// since every byte of a run's output passes through here.
+/// The first `\n` in `b`. Every byte of a run's output passes through here (and every byte
+/// of a log read back), so it is `memchr`'s vectorised search.
 fn find_newline(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
-    let mut words = b.chunks_exact(8);
-    for (k, w) in words.by_ref().enumerate() {
-        let x = u64::from_le_bytes(w.try_into().expect("chunks of eight")) ^ NL;
-        if (x.wrapping_sub(LO) & !x & HI) != 0 {
-            let at = w
-                .iter()
-                .position(|&c| c == b'\n')
-                .expect("the word has one");
-            return Some(k * 8 + at);
-        }
-    }
-    let tail = words.remainder();
-    tail.iter()
-        .position(|&c| c == b'\n')
-        .map(|at| b.len() - tail.len() + at)
+    memchr::memchr(b'\n', b)
 }
