@@ -70,6 +70,7 @@ fn record(b: &[u8]) -> Record {
         stop_reason: None,
         signal: None,
         stop_timeout: None,
+        logs_incomplete: None,
         timeout: None,
         deadline: None,
         created_at: TIMES[usize::from(b[2]) % TIMES.len()].into(),
