@@ -54,30 +54,12 @@ fn record(b: &[u8]) -> Record {
         .map(|i| char::from(HEX[usize::from(b[0] >> (i % 4 * 2)) & 3]))
         .collect();
     Record {
-        id: format!("run_{id}"),
-        name: NAMES[usize::from(b[1]) % NAMES.len()].into(),
-        workspace: "/".into(),
-        image: "i".into(),
-        command: vec![],
-        runtime: "docker".into(),
-        container_id: None,
-        interactive: false,
         state: State::Stopped,
         exit_code: Some(0),
-        moat_exit_code: None,
-        outcome: None,
-        error: None,
-        stop_reason: None,
-        signal: None,
-        stop_timeout: None,
-        logs_incomplete: None,
-        timeout: None,
-        deadline: None,
-        created_at: TIMES[usize::from(b[2]) % TIMES.len()].into(),
-        started_at: None,
-        stopped_at: None,
-        owner_pid: None,
-        keep: false,
-        env: vec![],
+        ..Record::new(
+            format!("run_{id}"),
+            NAMES[usize::from(b[1]) % NAMES.len()].into(),
+            TIMES[usize::from(b[2]) % TIMES.len()].into(),
+        )
     }
 }

@@ -134,31 +134,12 @@ mod tests {
 
     fn run(id: &str, name: &str, created: &str) -> Record {
         Record {
-            id: id.into(),
-            name: name.into(),
             workspace: "/".into(),
             image: "i".into(),
-            command: vec![],
             runtime: "docker".into(),
-            container_id: None,
-            interactive: false,
             state: State::Stopped,
             exit_code: Some(0),
-            moat_exit_code: None,
-            outcome: None,
-            error: None,
-            stop_reason: None,
-            signal: None,
-            stop_timeout: None,
-            logs_incomplete: None,
-            timeout: None,
-            deadline: None,
-            created_at: created.into(),
-            started_at: None,
-            stopped_at: None,
-            owner_pid: None,
-            keep: false,
-            env: vec![],
+            ..Record::new(id.into(), name.into(), created.into())
         }
     }
 

@@ -31,7 +31,7 @@ pub use spec::RunSpec;
 
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
-use crate::store::{self, OwnerLock, Record, State, Store};
+use crate::store::{self, OwnerLock, Record, Store};
 use crate::{term, time};
 
 /// What the run's threads tell the main thread.
@@ -101,31 +101,20 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
 /// The record of a run about to be created.
 fn first_record(spec: &RunSpec) -> Record {
     Record {
-        id: store::id::new_run_id(),
-        name: spec.name.clone().unwrap_or_else(store::id::random_name),
         workspace: spec.workspace.to_string_lossy().into_owned(),
         image: spec.image.clone(),
         command: spec.command.clone(),
         runtime: spec.runtime.as_str().to_string(),
-        container_id: None,
         interactive: spec.interactive,
-        state: State::Created,
-        exit_code: None,
-        moat_exit_code: None,
-        outcome: None,
-        error: None,
-        stop_reason: None,
-        signal: None,
-        stop_timeout: None,
-        logs_incomplete: None,
         timeout: spec.timeout.map(time::format_duration),
-        deadline: None,
-        created_at: time::now_rfc3339(),
-        started_at: None,
-        stopped_at: None,
         owner_pid: Some(std::process::id()),
         keep: spec.keep,
         env: spec.env.iter().map(|(k, _)| k.clone()).collect(),
+        ..Record::new(
+            store::id::new_run_id(),
+            spec.name.clone().unwrap_or_else(store::id::random_name),
+            time::now_rfc3339(),
+        )
     }
 }
 

@@ -89,6 +89,38 @@ pub struct Record {
 }
 
 impl Record {
+    /// A run's first record: created, nothing else known yet. Every key the record gains
+    /// gets its starting value here, once.
+    pub fn new(id: String, name: String, created_at: String) -> Record {
+        Record {
+            id,
+            name,
+            workspace: String::new(),
+            image: String::new(),
+            command: Vec::new(),
+            runtime: String::new(),
+            container_id: None,
+            interactive: false,
+            state: State::Created,
+            exit_code: None,
+            moat_exit_code: None,
+            outcome: None,
+            error: None,
+            stop_reason: None,
+            signal: None,
+            stop_timeout: None,
+            logs_incomplete: None,
+            timeout: None,
+            deadline: None,
+            created_at,
+            started_at: None,
+            stopped_at: None,
+            owner_pid: None,
+            keep: false,
+            env: Vec::new(),
+        }
+    }
+
     /// Finish the record with how the command ended: the outcome follows from that and
     /// from the stop that was asked for (SPEC §3), and decides the state, the error and
     /// `moat_exit_code`.
@@ -144,31 +176,17 @@ mod tests {
 
     fn record() -> Record {
         Record {
-            id: "run_0123456789ab".into(),
-            name: "brave-otter".into(),
             workspace: "/w".into(),
             image: "img".into(),
             command: vec!["true".into()],
             runtime: "docker".into(),
-            container_id: None,
-            interactive: false,
             state: State::Running,
-            exit_code: None,
-            moat_exit_code: None,
-            outcome: None,
-            error: None,
-            stop_reason: None,
-            signal: None,
-            stop_timeout: None,
-            logs_incomplete: None,
-            timeout: None,
-            deadline: None,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            started_at: None,
-            stopped_at: None,
             owner_pid: Some(1),
-            keep: false,
-            env: vec![],
+            ..Record::new(
+                "run_0123456789ab".into(),
+                "brave-otter".into(),
+                "2026-01-01T00:00:00.000Z".into(),
+            )
         }
     }
 
