@@ -68,6 +68,9 @@ const STDOUT_CLOSED_ENDS: Duration = Duration::from_secs(15);
 /// (3.0-3.5 s seen). What it pins is the owner's own `--stop-timeout 30` taking over (30 s);
 /// a SIGTERM lost at the start shows as the kill's 137, which the test checks apart.
 const STOP_T2_RETURNS: Duration = Duration::from_secs(6);
+/// The same through Apple's stand-in, where every CLI call is a Python start and `docker`
+/// calls: 6.3 s seen with five at once on a loaded machine.
+const STOP_T2_RETURNS_APPLE: Duration = Duration::from_secs(12);
 
 /// A stop with `-t 2` that lands while the run starts ends it within this of the start:
 /// the caller's 2 s, then the kill and cleanup. The owner's `--stop-timeout 30` would take
@@ -695,6 +698,10 @@ const STOPS_APPLE: usize = 20;
 fn a_hundred_stops_each_end_with_143_within_the_callers_timeout() {
     const THREADS: usize = 5;
     let per_thread = common::scaled(STOPS, STOPS_APPLE).div_ceil(THREADS);
+    let stop_t2_returns = match common::runtime() {
+        common::Runtime::Docker => STOP_T2_RETURNS,
+        common::Runtime::Apple => STOP_T2_RETURNS_APPLE,
+    };
     let started = Instant::now();
     common::on_threads(THREADS, |t| {
         let env = env();
@@ -729,7 +736,7 @@ fn a_hundred_stops_each_end_with_143_within_the_callers_timeout() {
                 String::from_utf8_lossy(&b_err)
             );
             assert!(
-                took < STOP_T2_RETURNS,
+                took < stop_t2_returns,
                 "{ctx}: moat stop -t 2 took {took:?}"
             );
             let (status, _, a_err) = a.wait(END);
