@@ -8,7 +8,7 @@ set -Eeuo pipefail
 
 # The steps change /etc, /run and network namespaces: they run as root.
 if [ "$(id -u)" -ne 0 ]; then
-    exec sudo -- "$0" "$@"
+    exec sudo --preserve-env=DOCKER_HOST -- "$0" "$@"
 fi
 
 # ---- where everything lives -------------------------------------------------------------
@@ -108,7 +108,8 @@ start_daemon() {
     local log=$1
     shift
     mkdir -p "$(dirname "$log")"
-    setsid "$@" </dev/null >>"$log" 2>&1 &
+    # 9>&-: the daemon must not hold the setup lock (below).
+    setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
     echo $!
 }
 
@@ -156,3 +157,11 @@ shared_image_ids() {
         docker image inspect --format '{{.Id}}' "$img" 2>/dev/null || echo -
     done
 }
+
+# One engine step at a time on this machine: two setups at once (say, CI in two worktrees)
+# would otherwise both start the same daemons. Every process the steps leave running is
+# started without this descriptor.
+SETUP_LOCK=/run/lock/moat-test-engines.lock
+mkdir -p "$(dirname "$SETUP_LOCK")"
+exec 9>"$SETUP_LOCK"
+flock -w 600 9 || die "another setup held $SETUP_LOCK for 10 minutes"
