@@ -108,6 +108,8 @@ start_daemon() {
     local log=$1
     shift
     mkdir -p "$(dirname "$log")"
+    # Keep one older log, and only a 10 MB one: daemons restart seldom, logs only grow.
+    if [ "$(stat -c %s "$log" 2>/dev/null || echo 0)" -gt $((10 << 20)) ]; then mv -f "$log" "$log.1"; fi
     # 9>&-: the daemon must not hold the setup lock (below).
     setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
     echo $!
