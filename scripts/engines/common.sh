@@ -50,6 +50,16 @@ case "${DOCKER_HOST:-}" in
     unix://*) SHARED_SOCK=${DOCKER_HOST#unix://} ;;
     *) SHARED_SOCK="" ;;
 esac
+# No docker command here may hang setup: a wedged engine is a failure with a reason.
+DOCKER_TIMEOUT=${MOAT_SETUP_DOCKER_TIMEOUT:-120}
+docker() { timeout -k 10 "$DOCKER_TIMEOUT" docker "$@"; }
+
+# "(timed out after Ns)" if exit status $1 is timeout's (124, or 137 when it had to kill:
+# `docker run` takes SIGTERM as a signal to forward to its container).
+timed_out() {
+    case $1 in 124 | 137) echo " (timed out after ${DOCKER_TIMEOUT}s)" ;; esac
+}
+
 # The images every engine must hold, copied from the shared engine (no registry here).
 TEST_IMAGES=(moat-test/busybox:latest moat-test/agents:latest)
 
