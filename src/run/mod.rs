@@ -70,7 +70,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
     let (events_tx, events) = unbounded();
     signals::start(events_tx.clone()).map_err(|e| Error::moat(format!("handling signals: {e}")))?;
 
-    let record = first_record(&spec);
+    let record = first_record(&spec, &*runtime);
     let owner = store
         .create_run(&record)
         .map_err(|e| Error::moat(e.to_string()))?;
@@ -99,12 +99,15 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
 }
 
 /// The record of a run about to be created.
-fn first_record(spec: &RunSpec) -> Record {
+fn first_record(spec: &RunSpec, runtime: &dyn Runtime) -> Record {
     Record {
         workspace: spec.workspace.to_string_lossy().into_owned(),
         image: spec.image.clone(),
         command: spec.command.clone(),
-        runtime: spec.runtime.as_str().to_string(),
+        // The runtime found, which may differ from the one asked for (Podman's socket
+        // answering where Docker's does not).
+        runtime: runtime.kind().as_str().to_string(),
+        endpoint: runtime.endpoint().map(|e| e.save().to_record()),
         interactive: spec.interactive,
         timeout: spec.timeout.map(time::format_duration),
         owner_pid: Some(std::process::id()),

@@ -1,5 +1,6 @@
-//! The Docker Engine runtime: HTTP over the Unix socket for control calls, a hijacked
-//! connection for the run's streams.
+//! The Docker Engine API runtime, for Docker and for Podman's compatible API: HTTP over
+//! the endpoint's connections for control calls, a hijacked connection for the run's
+//! streams.
 
 mod attach;
 mod client;
@@ -16,19 +17,23 @@ use serde_json::{Value, json};
 use crate::io_reason::io_reason;
 use client::{CALL_DEADLINE, Client, encode};
 
+use super::endpoint::Endpoint;
 use super::{
-    ContainerState, CreateSpec, Error, ErrorKind, ManagedContainer, Resizer, Result, Runtime,
+    ContainerState, CreateSpec, Error, ErrorKind, Kind, ManagedContainer, Resizer, Result, Runtime,
     Session, StartOptions,
 };
 
 pub struct Docker {
     client: Client,
+    /// Docker, or Podman behind its compatible API.
+    kind: Kind,
 }
 
 impl Docker {
-    pub fn connect() -> Result<Docker> {
+    pub fn connect(endpoint: Endpoint, kind: Kind) -> Result<Docker> {
         Ok(Docker {
-            client: Client::connect()?,
+            client: Client::connect(endpoint)?,
+            kind,
         })
     }
 }
@@ -157,6 +162,14 @@ fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>,
 }
 
 impl Runtime for Docker {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn endpoint(&self) -> Option<&Endpoint> {
+        Some(self.client.dialer().endpoint())
+    }
+
     fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
         let what = format!("looking up image {image}");
         match self.client.call(
@@ -245,18 +258,8 @@ impl Runtime for Docker {
         let (registered_rx, exit_rx) = spawn_exit_waiter(&self.client, id)?;
 
         // 2. Subscribe to the output before the container can write any.
-        let (stream, prefix) = attach::attach(&self.client, id, opts.stdin)?;
-        let write_half = if opts.stdin {
-            Some(stream.try_clone().map_err(|e| {
-                Error::new(
-                    ErrorKind::Other,
-                    "attaching to the container",
-                    io_reason(&e),
-                )
-            })?)
-        } else {
-            None
-        };
+        let (stream, writer, prefix) = attach::attach(&self.client, id, opts.stdin)?;
+        let write_half = opts.stdin.then_some(writer);
         let reader = attach::Prefixed {
             prefix,
             pos: 0,
