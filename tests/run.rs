@@ -133,7 +133,7 @@ fn success_is_stopped_with_code_0_and_silent_stderr() {
     assert!(record.get("stop_reason").is_none(), "{record:#}");
     assert_eq!(record["image"], IMAGE);
     assert_eq!(record["command"], serde_json::json!(["true"]));
-    assert_eq!(record["runtime"], common::runtime().as_str());
+    assert_eq!(record["runtime"], common::recorded_runtime());
     assert_eq!(record["interactive"], false);
     assert_eq!(record["keep"], false);
     assert!(id.len() == 16 && id.starts_with("run_"), "{id}");

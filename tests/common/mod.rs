@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod engine;
 pub mod gate;
 pub mod live;
 pub mod pty;
@@ -71,6 +72,14 @@ pub fn runtime() -> Runtime {
         Ok(v) if v == "apple" => Runtime::Apple,
         other => panic!("MOAT_TEST_RUNTIME={other:?}: expected `docker` or `apple`"),
     })
+}
+
+/// The `runtime` a record of this pass names: `podman` when the Docker API is Podman's.
+pub fn recorded_runtime() -> &'static str {
+    match runtime() {
+        Runtime::Docker => engine::engine().recorded_runtime(),
+        Runtime::Apple => "apple",
+    }
 }
 
 /// `docker_n` under Docker, `apple_n` under Apple: iteration counts that the stand-in's
@@ -184,6 +193,7 @@ impl Env {
             Runtime::Docker => {
                 cmd.env_remove("MOAT_RUNTIME")
                     .env_remove("MOAT_CONTAINER_BIN");
+                engine::engine().apply(&mut cmd);
             }
             Runtime::Apple => {
                 cmd.env("MOAT_RUNTIME", "apple")
@@ -199,7 +209,8 @@ impl Env {
     /// not exist. Proves that a command needs no runtime call.
     pub fn cmd_without_runtime(&self) -> Command {
         let mut cmd = self.cmd();
-        cmd.env("DOCKER_HOST", "unix:///nonexistent");
+        cmd.env("DOCKER_HOST", "unix:///nonexistent")
+            .env("CONTAINER_HOST", "unix:///nonexistent");
         if self.runtime == Runtime::Apple {
             cmd.env("MOAT_CONTAINER_BIN", "/nonexistent/container");
         }
@@ -416,8 +427,14 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 
 // ---- the Docker Engine, raw ------------------------------------------------------------
 
-/// The engine's socket: `DOCKER_HOST=unix://PATH`, else `/var/run/docker.sock`.
+/// The engine's socket: the engine under test's ([`engine::engine`]), else
+/// `DOCKER_HOST=unix://PATH`, else `/var/run/docker.sock`.
 pub fn docker_socket() -> PathBuf {
+    if runtime() == Runtime::Docker
+        && let Some(socket) = engine::engine().socket()
+    {
+        return socket;
+    }
     match std::env::var("DOCKER_HOST") {
         Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
         _ => PathBuf::from("/var/run/docker.sock"),

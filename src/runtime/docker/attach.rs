@@ -4,6 +4,8 @@
 //! head, then the connection carries the container's raw streams both ways.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::client::Client;
@@ -180,15 +182,23 @@ impl Read for Prefixed {
 }
 
 /// The container's stdin: the write half of the attach connection.
-pub struct AttachStdin(pub Writer);
+pub struct AttachStdin {
+    pub writer: Writer,
+    /// The command has exited: nothing more is forwarded. (Podman writes its own error
+    /// into the output when stdin arrives for a command that is gone.)
+    pub exited: Arc<AtomicBool>,
+}
 
 impl Write for AttachStdin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        if self.exited.load(Ordering::SeqCst) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.writer.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.writer.flush()
     }
 }
 
@@ -196,6 +206,6 @@ impl StdinSink for AttachStdin {
     /// Half-close: Docker then closes the container's stdin (the container is created with
     /// `StdinOnce`), while the output keeps flowing on the read half.
     fn close(&mut self) -> io::Result<()> {
-        self.0.close()
+        self.writer.close()
     }
 }

@@ -5,9 +5,12 @@
 mod attach;
 mod client;
 pub mod demux;
+mod podman;
 mod pull;
 mod transport;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, bounded};
@@ -109,7 +112,15 @@ type ExitReceiver = Receiver<Result<i32>>;
 /// Send `wait?condition=next-exit` from a thread of its own. The first channel says when
 /// the engine has registered the waiter (its answer's headers arrived); the second gets the
 /// exit code, or the error that lost it.
-fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
+///
+/// `exited` is set as the exit arrives, before it is sent. On Podman, an exit of 1 that
+/// was Podman's init failing to run the command becomes 127 or 126, as under Docker's.
+fn spawn_exit_waiter(
+    client: &Client,
+    id: &str,
+    kind: Kind,
+    exited: Arc<AtomicBool>,
+) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
     let (registered_tx, registered_rx) = bounded::<Result<()>>(1);
     let (exit_tx, exit_rx) = bounded::<Result<i32>>(1);
     let client = client.clone();
@@ -155,6 +166,13 @@ fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>,
                     )),
                 },
             };
+            let result = match result {
+                Ok(1) if kind == Kind::Podman => {
+                    Ok(podman::init_could_not_run(&client, &wait_id).unwrap_or(1))
+                }
+                other => other,
+            };
+            exited.store(true, Ordering::SeqCst);
             let _ = exit_tx.send(result);
         })
         .map_err(|e| Error::new(ErrorKind::Other, "starting a thread", e.to_string()))?;
@@ -255,10 +273,14 @@ impl Runtime for Docker {
     fn start(&self, id: &str, opts: StartOptions) -> Result<Session> {
         // 1. Register for the exit before start; the wait is sent now and confirmed
         //    below, so it travels while the attach is set up.
-        let (registered_rx, exit_rx) = spawn_exit_waiter(&self.client, id)?;
+        let exited = Arc::new(AtomicBool::new(false));
+        let (registered_rx, exit_rx) =
+            spawn_exit_waiter(&self.client, id, self.kind, exited.clone())?;
 
         // 2. Subscribe to the output before the container can write any.
-        let (stream, writer, prefix) = attach::attach(&self.client, id, opts.stdin)?;
+        // Podman reports a command it cannot exec (without init) here, not at start.
+        let (stream, writer, prefix) =
+            attach::attach(&self.client, id, opts.stdin).map_err(classify_start_error)?;
         let write_half = opts.stdin.then_some(writer);
         let reader = attach::Prefixed {
             prefix,
@@ -311,8 +333,9 @@ impl Runtime for Docker {
 
         Ok(Session {
             output,
-            stdin: write_half
-                .map(|s| Box::new(attach::AttachStdin(s)) as Box<dyn super::StdinSink>),
+            stdin: write_half.map(|writer| {
+                Box::new(attach::AttachStdin { writer, exited }) as Box<dyn super::StdinSink>
+            }),
             exit: exit_rx,
             resizer: if opts.tty {
                 Some(Box::new(DockerResizer {
@@ -407,7 +430,10 @@ impl Runtime for Docker {
         })?;
         Ok(match inspect.state.status.as_str() {
             "created" => ContainerState::Created,
-            "exited" | "dead" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
+            // Podman says "stopped" for a moment after the exit, before "exited".
+            "exited" | "dead" | "stopped" => {
+                ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32))
+            }
             // "removing" means it has ended and is on its way out.
             "removing" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
             _ => ContainerState::Running,

@@ -78,9 +78,28 @@ pub struct TlsStream {
     socket: TcpStream,
 }
 
-/// TLS records are at most 16 KiB: one read of this size never makes more plaintext
-/// than the session buffers.
+/// How much is read from the socket at once for a TLS session (a record's size).
 const TLS_READ: usize = 16 * 1024;
+
+/// TLS bytes read from the socket that the session has not taken yet.
+pub struct TlsInput {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The socket has ended.
+    eof: bool,
+}
+
+impl TlsInput {
+    fn new() -> TlsInput {
+        TlsInput {
+            buf: vec![0; TLS_READ],
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+}
 
 impl TlsStream {
     pub fn new(session: ClientConnection, socket: TcpStream) -> TlsStream {
@@ -108,9 +127,16 @@ impl TlsStream {
         (&self.socket).write_all(&pending)
     }
 
-    fn read(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+    /// Read plaintext. TLS bytes from the socket go into the session one `read_tls` at a
+    /// time, each only once the plaintext before it is handed out: the session refuses more
+    /// than 16 KiB of unread plaintext. What it did not take waits in `input`.
+    fn read(
+        &self,
+        input: &mut TlsInput,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut raw = vec![0u8; TLS_READ];
         loop {
             match self.session().reader().read(buf) {
                 Ok(n) => return Ok(n),
@@ -120,24 +146,26 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            wait_readable(self.socket.as_raw_fd(), remaining(deadline)?)?;
-            let n = retry(|| (&self.socket).read(&mut raw))?;
+            if input.start == input.end && !input.eof {
+                wait_readable(self.socket.as_raw_fd(), remaining(deadline)?)?;
+                let n = retry(|| (&self.socket).read(&mut input.buf))?;
+                input.start = 0;
+                input.end = n;
+                input.eof = n == 0;
+            }
             {
                 let mut session = self.session();
-                let mut input = &raw[..n];
-                loop {
-                    let taken = session.read_tls(&mut input)?;
-                    session.process_new_packets().map_err(tls_error)?;
-                    if input.is_empty() || taken == 0 {
-                        break;
-                    }
-                }
+                let mut pending = &input.buf[input.start..input.end];
+                let taken = session.read_tls(&mut pending)?;
+                input.start += taken;
+                session.process_new_packets().map_err(tls_error)?;
             }
             if let Ok(out) = self.out.try_lock() {
                 self.flush_pending(&out)?;
             }
-            if n == 0 {
-                // End of the TCP stream: hand out what the session still holds, then 0.
+            if input.eof && input.start == input.end {
+                // The end of the TCP stream, told to the session (an empty read_tls):
+                // hand out what it still holds, then 0.
                 return match self.session().reader().read(buf) {
                     Ok(n) => Ok(n),
                     Err(_) => Ok(0),
@@ -198,7 +226,7 @@ pub struct Reader {
 
 enum Source {
     Socket(Socket),
-    Tls(Arc<TlsStream>),
+    Tls(Arc<TlsStream>, TlsInput),
     Ssh(ChildStdout, Arc<ssh::Process>),
 }
 
@@ -260,7 +288,7 @@ impl Conn {
         let stream = Arc::new(stream);
         Conn {
             reader: Reader {
-                source: Source::Tls(stream.clone()),
+                source: Source::Tls(stream.clone(), TlsInput::new()),
                 timeout: None,
             },
             writer: Writer {
@@ -301,7 +329,7 @@ impl Conn {
     pub fn closer(&self) -> io::Result<Closer> {
         Ok(match &self.reader.source {
             Source::Socket(s) => Closer::Socket(s.try_clone()?),
-            Source::Tls(t) => Closer::Socket(Socket::Tcp(t.socket.try_clone()?)),
+            Source::Tls(t, _) => Closer::Socket(Socket::Tcp(t.socket.try_clone()?)),
             Source::Ssh(_, p) => Closer::Ssh(p.clone()),
         })
     }
@@ -311,7 +339,7 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         let fd = match &self.reader.source {
             Source::Socket(s) => s.fd(),
-            Source::Tls(t) => t.socket.as_raw_fd(),
+            Source::Tls(t, _) => t.socket.as_raw_fd(),
             Source::Ssh(out, _) => out.as_raw_fd(),
         };
         matches!(poll_in(fd, 0), Ok(false))
@@ -345,7 +373,7 @@ impl Read for Reader {
                 wait_readable(s.fd(), self.timeout)?;
                 retry(|| s.read(buf))
             }
-            Source::Tls(t) => t.read(buf, self.timeout),
+            Source::Tls(t, input) => t.read(input, buf, self.timeout),
             Source::Ssh(out, process) => {
                 wait_readable(out.as_raw_fd(), self.timeout)?;
                 let n = retry(|| out.read(buf))?;
