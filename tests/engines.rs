@@ -323,3 +323,25 @@ fn podman_is_found_when_no_docker_engine_answers() {
         "container left"
     );
 }
+
+#[test]
+fn a_host_mount_on_an_engine_that_cannot_see_this_machine_is_refused() {
+    let env = moat_on(Runtime::Docker);
+    let src = env.root.join("src");
+    std::fs::create_dir_all(&src).expect("make a mount source");
+    let mount = format!("{}:/src", src.display());
+    for engine in [Engine::Tcp, Engine::Ssh] {
+        let out = cmd_on(&env, engine)
+            .args(["run", "-m", &mount, "--image", IMAGE, "--", "true"])
+            .output()
+            .expect("spawn moat");
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains(&mount) && err.contains("cannot see"), "{err}");
+        assert!(env.records().is_empty(), "{engine:?}: a run was recorded");
+        assert!(
+            containers_on(engine, &env).is_empty(),
+            "{engine:?}: a container was made"
+        );
+    }
+}

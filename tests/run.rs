@@ -476,6 +476,7 @@ fn unreachable_engine_exits_125_with_one_line() {
     let out = env
         .cmd()
         .env("DOCKER_HOST", "unix:///nonexistent")
+        .env("CONTAINER_HOST", "unix:///nonexistent")
         .args(["run", "--image", IMAGE, "--", "true"])
         .output()
         .expect("spawn moat");

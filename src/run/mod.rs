@@ -60,6 +60,7 @@ pub const TTY_STOP_SIGNAL: &str = "SIGHUP";
 pub fn execute(spec: RunSpec) -> Result<i32> {
     let runtime: Arc<dyn Runtime> =
         Arc::from(runtime::connect(spec.runtime).map_err(|e| Error::moat(e.to_string()))?);
+    refuse_host_mounts_on_a_remote_engine(&spec, &*runtime)?;
     let store = Store::create().map_err(|e| Error::moat(e.to_string()))?;
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
@@ -96,6 +97,27 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
     };
     let ended = run.drive(&spec, forward_stdin);
     run.finish(ended)
+}
+
+/// A bind mount names a path on the engine's machine: on an engine that cannot see this
+/// machine's files it would mount whatever is there (or an empty directory), silently.
+fn refuse_host_mounts_on_a_remote_engine(spec: &RunSpec, runtime: &dyn Runtime) -> Result<()> {
+    let Some(endpoint) = runtime.endpoint().filter(|e| !e.sees_host_files()) else {
+        return Ok(());
+    };
+    match spec.mounts.first() {
+        Some(m) => Err(Error::usage(
+            "run",
+            format!(
+                "-m {}:{}: the engine at {} cannot see this machine's files, so a bind \
+                 mount would name a path on the engine's machine",
+                m.source.display(),
+                m.target,
+                endpoint.url()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The record of a run about to be created.

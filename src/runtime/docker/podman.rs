@@ -15,7 +15,8 @@ pub fn init_could_not_run(client: &Client, id: &str) -> Option<i32> {
         .call(
             "reading the container's log",
             "GET",
-            &format!("/containers/{id}/logs?stdout=0&stderr=1&tail=5"),
+            // Both streams: under a TTY the message is on the terminal's one.
+            &format!("/containers/{id}/logs?stdout=1&stderr=1&tail=5"),
             None,
             Some(CALL_DEADLINE),
         )
