@@ -5,8 +5,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::run::{RunFlags, describe, split_command};
-use super::{at_most_one, parse_args, say, say_text, string_value};
+use super::run::{RunFlags, split_command};
+use super::{at_most_one, parse_args, say, string_value};
 use crate::error::{Error, Result};
 use crate::{run, term};
 
@@ -212,7 +212,7 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
     let mut spec = flags.into_spec(usage_of, workspace, argv(agent, &ours))?;
     spec.agent = Some(agent.name);
     if dry_run {
-        say_text(&describe(&spec))?;
+        super::run::dry_run(&spec)?;
         if !agent.hosts.is_empty() {
             say(format_args!("hosts: {}", agent.hosts.join(", ")))?;
         }

@@ -112,7 +112,7 @@ fn follow_orphan(
         "run {}'s moat run is gone; following its output through the engine",
         record.id
     ));
-    let rt = conns.for_record(&record.runtime)?;
+    let rt = conns.for_record(&record.runtime, record.endpoint.as_ref())?;
     let mut stdout = term::OutputStream::stdout();
     let mut stderr = term::OutputStream::stderr();
     let mut write_failed = None;

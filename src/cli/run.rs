@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::{at_most_one, parse_args, say_text, string_value};
 use crate::error::{Error, Result};
 use crate::run::{self, RunSpec};
+use crate::runtime::endpoint::Endpoint;
 use crate::runtime::reference::check as check_image;
-use crate::runtime::{Kind, Mount};
+use crate::runtime::{self, Kind, Mount};
 use crate::store::id::validate_name;
 use crate::time;
 
@@ -28,7 +29,9 @@ Flags:
   -e, --env KEY=VALUE      set a variable in the container; -e KEY passes the host's value
   -m, --mount SRC:DST[:ro] bind-mount a host path (read-only with :ro)
   -w, --workdir DIR        working directory in the container (default /workspace)
-      --runtime RUNTIME    docker or apple (default $MOAT_RUNTIME, else automatic)
+      --runtime RUNTIME    docker, podman or apple (default $MOAT_RUNTIME, else
+                           automatic: DOCKER_HOST, the Docker context, Docker's
+                           socket, then Podman's)
       --network NETWORK    none, bridge or a network name
       --keep               do not remove the container when the run ends
       --no-init            run the command as PID 1 instead of under the engine's init
@@ -127,12 +130,15 @@ impl RunFlags {
             )));
         }
         let runtime = match self.runtime {
-            Some(r) => Kind::parse(&r)
-                .ok_or_else(|| bad(format!("unknown runtime {r:?}: use docker or apple")))?,
+            Some(r) => Kind::parse(&r).ok_or_else(|| {
+                bad(format!(
+                    "unknown runtime {r:?}: use docker, podman or apple"
+                ))
+            })?,
             None => match std::env::var("MOAT_RUNTIME") {
                 Ok(r) if !r.is_empty() => Kind::parse(&r).ok_or_else(|| {
                     bad(format!(
-                        "unknown runtime {r:?} in MOAT_RUNTIME: use docker or apple"
+                        "unknown runtime {r:?} in MOAT_RUNTIME: use docker, podman or apple"
                     ))
                 })?,
                 _ => Kind::auto(),
@@ -327,11 +333,22 @@ pub fn split_command(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<String>)
     }
 }
 
-/// The text `--dry-run` prints: exactly what would be created.
-pub fn describe(spec: &RunSpec) -> String {
+/// `--dry-run`: print what would be created, and on which engine, creating nothing.
+pub fn dry_run(spec: &RunSpec) -> Result<()> {
+    let located = runtime::locate(spec.runtime).map_err(|e| Error::moat(e.to_string()))?;
+    say_text(&describe(spec, located.as_ref()))
+}
+
+/// The text `--dry-run` prints: exactly what would be created, and where: the runtime
+/// that would answer and its endpoint, with why it was chosen.
+pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>) -> String {
     let json = |v: &[String]| serde_json::to_string(v).expect("strings serialise");
     let mut out = String::new();
-    out.push_str(&format!("runtime: {}\n", spec.runtime.as_str()));
+    let kind = located.map_or(spec.runtime, |(_, kind)| *kind);
+    out.push_str(&format!("runtime: {}\n", kind.as_str()));
+    if let Some((endpoint, _)) = located {
+        out.push_str(&format!("endpoint: {endpoint}\n"));
+    }
     out.push_str(&format!("image: {}\n", spec.image));
     if spec.command.is_empty() {
         out.push_str("argv: (the image's default command)\n");
@@ -385,7 +402,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
     let dry_run = flags.dry_run;
     let spec = flags.into_spec("run", workspace, command)?;
     if dry_run {
-        say_text(&describe(&spec))?;
+        self::dry_run(&spec)?;
         return Ok(0);
     }
     run::execute(spec)

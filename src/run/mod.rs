@@ -60,6 +60,7 @@ pub const TTY_STOP_SIGNAL: &str = "SIGHUP";
 pub fn execute(spec: RunSpec) -> Result<i32> {
     let runtime: Arc<dyn Runtime> =
         Arc::from(runtime::connect(spec.runtime).map_err(|e| Error::moat(e.to_string()))?);
+    refuse_host_mounts_on_a_remote_engine(&spec, &*runtime)?;
     let store = Store::create().map_err(|e| Error::moat(e.to_string()))?;
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
@@ -70,7 +71,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
     let (events_tx, events) = unbounded();
     signals::start(events_tx.clone()).map_err(|e| Error::moat(format!("handling signals: {e}")))?;
 
-    let record = first_record(&spec);
+    let record = first_record(&spec, &*runtime);
     let owner = store
         .create_run(&record)
         .map_err(|e| Error::moat(e.to_string()))?;
@@ -98,13 +99,37 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
     run.finish(ended)
 }
 
+/// A bind mount names a path on the engine's machine: on an engine that cannot see this
+/// machine's files it would mount whatever is there (or an empty directory), silently.
+fn refuse_host_mounts_on_a_remote_engine(spec: &RunSpec, runtime: &dyn Runtime) -> Result<()> {
+    let Some(endpoint) = runtime.endpoint().filter(|e| !e.sees_host_files()) else {
+        return Ok(());
+    };
+    match spec.mounts.first() {
+        Some(m) => Err(Error::usage(
+            "run",
+            format!(
+                "-m {}:{}: the engine at {} cannot see this machine's files, so a bind \
+                 mount would name a path on the engine's machine",
+                m.source.display(),
+                m.target,
+                endpoint.url()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The record of a run about to be created.
-fn first_record(spec: &RunSpec) -> Record {
+fn first_record(spec: &RunSpec, runtime: &dyn Runtime) -> Record {
     Record {
         workspace: spec.workspace.to_string_lossy().into_owned(),
         image: spec.image.clone(),
         command: spec.command.clone(),
-        runtime: spec.runtime.as_str().to_string(),
+        // The runtime found, which may differ from the one asked for (Podman's socket
+        // answering where Docker's does not).
+        runtime: runtime.kind().as_str().to_string(),
+        endpoint: runtime.endpoint().map(|e| e.save().to_record()),
         interactive: spec.interactive,
         timeout: spec.timeout.map(time::format_duration),
         owner_pid: Some(std::process::id()),

@@ -60,16 +60,16 @@ pub fn plan(
 ) -> store::Result<Plan> {
     let now = SystemTime::now();
     let mut runs = Vec::new();
-    // Only the runtimes that runs name are asked, and the default one always.
-    let mut kinds = vec![Kind::auto()];
+    // Only the engines that runs name are asked (each where the run found it), and the
+    // default one always.
+    let mut engines = vec![Engine::default()];
     for entry in reconcile::check_all(store, conns)? {
         match entry {
             Listed::Run(checked) => {
                 let record = checked.record;
-                if let Some(kind) = Kind::parse(&record.runtime)
-                    && !kinds.contains(&kind)
-                {
-                    kinds.push(kind);
+                let engine = Engine::of(&record);
+                if !engines.contains(&engine) {
+                    engines.push(engine);
                 }
                 if record.state.is_final() && ended_before(&record, older_than, now) {
                     runs.push(record);
@@ -83,8 +83,17 @@ pub fn plan(
         }
     }
     let mut listed = Vec::new();
-    for kind in kinds {
-        listed.extend(list_ours(store, conns, kind));
+    for engine in engines {
+        for (runtime, c) in list_ours(store, conns, &engine) {
+            // Two names for one engine (the default and a recorded endpoint) list the
+            // same containers.
+            if !listed
+                .iter()
+                .any(|(_, l): &(_, ManagedContainer)| l.id == c.id)
+            {
+                listed.push((runtime, c));
+            }
+        }
     }
     // Only now the store again (see the module's doc): after the listing, a run that is
     // not on disk is one that was never there or is gone, not one being created.
@@ -96,20 +105,54 @@ pub fn plan(
     Ok(Plan { runs, containers })
 }
 
-/// The containers of `kind` made by this store, or none (with a warning) when the
-/// runtime cannot be asked.
+/// An engine runs were made on: the runtime, and the endpoint where it was found
+/// (`None`: where the environment says).
+#[derive(Default, PartialEq)]
+struct Engine {
+    runtime: Option<String>,
+    endpoint: Option<serde_json::Value>,
+}
+
+impl Engine {
+    fn of(record: &Record) -> Engine {
+        Engine {
+            runtime: Some(record.runtime.clone()),
+            endpoint: record.endpoint.clone(),
+        }
+    }
+
+    fn connect(&self, conns: &mut Connections) -> crate::runtime::Result<Arc<dyn Runtime>> {
+        match &self.runtime {
+            None => conns.get(Kind::auto()),
+            Some(runtime) => conns.for_record(runtime, self.endpoint.as_ref()),
+        }
+    }
+
+    fn name(&self) -> String {
+        let runtime = self.runtime.as_deref().unwrap_or(Kind::auto().as_str());
+        match self.endpoint.as_ref().and_then(|e| e.get("url")) {
+            Some(url) => format!("{runtime} ({})", url.as_str().unwrap_or("?")),
+            None => runtime.to_string(),
+        }
+    }
+}
+
+/// The containers on `engine` made by this store, or none (with a warning) when the
+/// engine cannot be asked.
 fn list_ours(
     store: &Store,
     conns: &mut Connections,
-    kind: Kind,
+    engine: &Engine,
 ) -> Vec<(Arc<dyn Runtime>, ManagedContainer)> {
-    let listed = conns.get(kind).and_then(|rt| Ok((rt.list_managed()?, rt)));
+    let listed = engine
+        .connect(conns)
+        .and_then(|rt| Ok((rt.list_managed()?, rt)));
     let (list, runtime) = match listed {
         Ok(found) => found,
         Err(e) => {
             term::warn(format_args!(
                 "not reaping {} containers: {e}",
-                kind.as_str()
+                engine.name()
             ));
             return Vec::new();
         }
@@ -262,7 +305,7 @@ pub fn destroy(
     // The owner removes its container at the end unless the run keeps it; a kept one, or
     // one left by a failure, goes now.
     if record.keep || record.error.is_some() {
-        match conns.for_record(&record.runtime) {
+        match conns.for_record(&record.runtime, record.endpoint.as_ref()) {
             Ok(rt) => {
                 if let Some(container) = leftover(&*rt, &record)? {
                     rt.remove(&container)?;

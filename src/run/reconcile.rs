@@ -89,7 +89,7 @@ pub fn settle(
     let (mut state, runtime) = match &record.container_id {
         None => (ContainerState::Gone, None),
         Some(c) => {
-            let rt = conns.for_record(&record.runtime)?;
+            let rt = conns.for_record(&record.runtime, record.endpoint.as_ref())?;
             (rt.inspect(c)?, Some(rt))
         }
     };
@@ -174,7 +174,7 @@ pub(super) fn adopt_unrecorded(
     conns: &mut Connections,
     record: &Record,
 ) -> Result<Option<Record>, crate::error::Error> {
-    let rt = conns.for_record(&record.runtime)?;
+    let rt = conns.for_record(&record.runtime, record.endpoint.as_ref())?;
     let Some(found) = rt.find_by_run_id(&record.id)? else {
         return Ok(None);
     };

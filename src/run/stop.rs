@@ -102,7 +102,7 @@ pub fn stop(
     // container only created (a no-op) and the command would run on.
     let owner_will_stop = was_starting && store.owner_alive(&requested);
     if let Some(container) = requested.container_id.as_ref().filter(|_| !owner_will_stop) {
-        let rt = conns.for_record(&requested.runtime)?;
+        let rt = conns.for_record(&requested.runtime, requested.endpoint.as_ref())?;
         let signal = requested.interactive.then_some(super::TTY_STOP_SIGNAL);
         if let Err(e) = deliver(&*rt, container, signal, timeout) {
             term::warn(format_args!("{e}; killing it"));

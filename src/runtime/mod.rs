@@ -4,6 +4,7 @@
 
 pub mod apple;
 pub mod docker;
+pub mod endpoint;
 mod error;
 pub mod reference;
 
@@ -26,6 +27,8 @@ pub type Progress = Box<dyn FnMut(&str) + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Docker,
+    /// Podman, through its Docker-compatible API.
+    Podman,
     Apple,
 }
 
@@ -33,6 +36,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Docker => "docker",
+            Kind::Podman => "podman",
             Kind::Apple => "apple",
         }
     }
@@ -40,6 +44,7 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         match s.to_ascii_lowercase().as_str() {
             "docker" => Some(Kind::Docker),
+            "podman" => Some(Kind::Podman),
             "apple" => Some(Kind::Apple),
             _ => None,
         }
@@ -56,11 +61,38 @@ impl Kind {
     }
 }
 
-/// Connect to the runtime of the given kind (for Docker this negotiates the API version).
+/// Connect to the runtime of the given kind at the endpoint the environment names (for
+/// Docker and Podman this negotiates the API version). Docker's may turn out to be
+/// Podman's, when no Docker engine answers and Podman's socket does.
 pub fn connect(kind: Kind) -> Result<Box<dyn Runtime>> {
+    match locate(kind)? {
+        Some((endpoint, kind)) => Ok(Box::new(docker::Docker::connect(endpoint, kind)?)),
+        None => apple::connect(),
+    }
+}
+
+/// Where the runtime of `kind` is, and which runtime answers there, without connecting:
+/// `None` for Apple's, which has no endpoint.
+pub fn locate(kind: Kind) -> Result<Option<(endpoint::Endpoint, Kind)>> {
     match kind {
-        Kind::Docker => Ok(Box::new(docker::Docker::connect()?)),
+        Kind::Docker => endpoint::find_docker().map(Some),
+        Kind::Podman => Ok(Some((endpoint::find_podman()?, Kind::Podman))),
+        Kind::Apple => Ok(None),
+    }
+}
+
+/// Connect to the runtime of `kind` at an endpoint a run recorded.
+pub fn connect_saved(kind: Kind, saved: &endpoint::Saved) -> Result<Box<dyn Runtime>> {
+    let endpoint = endpoint::Endpoint::from_saved(saved).map_err(|why| {
+        Error::new(
+            ErrorKind::Unreachable,
+            format!("cannot use the recorded endpoint {}", saved.url),
+            why,
+        )
+    })?;
+    match kind {
         Kind::Apple => apple::connect(),
+        Kind::Docker | Kind::Podman => Ok(Box::new(docker::Docker::connect(endpoint, kind)?)),
     }
 }
 
@@ -178,6 +210,14 @@ pub struct Session {
 /// A container runtime. Every call has a deadline except the session's own exit wait and
 /// output stream, which last as long as the command does.
 pub trait Runtime: Send + Sync {
+    /// Which runtime this is (Docker's API may be served by Podman).
+    fn kind(&self) -> Kind;
+
+    /// Where the engine is, for runtimes reached over an endpoint.
+    fn endpoint(&self) -> Option<&endpoint::Endpoint> {
+        None
+    }
+
     /// Make sure the image is present, pulling it if needed; a pull tells its progress
     /// to `progress` when there is one (the caller draws it).
     fn ensure_image(&self, image: &str, progress: Option<Progress>) -> Result<()>;
@@ -236,25 +276,46 @@ pub trait Runtime: Send + Sync {
 }
 
 /// Runtimes connected on first use, so commands that touch only finished runs never make
-/// an engine call.
+/// an engine call; one connection per runtime and endpoint.
 #[derive(Default)]
 pub struct Connections {
-    docker: Option<std::result::Result<std::sync::Arc<dyn Runtime>, Error>>,
-    apple: Option<std::result::Result<std::sync::Arc<dyn Runtime>, Error>>,
+    connected: std::collections::HashMap<String, Result<std::sync::Arc<dyn Runtime>>>,
 }
 
 impl Connections {
+    /// The runtime of `kind` at the endpoint the environment names.
     pub fn get(&mut self, kind: Kind) -> Result<std::sync::Arc<dyn Runtime>> {
-        let slot = match kind {
-            Kind::Docker => &mut self.docker,
-            Kind::Apple => &mut self.apple,
-        };
-        slot.get_or_insert_with(|| connect(kind).map(std::sync::Arc::from))
+        self.connected
+            .entry(kind.as_str().to_string())
+            .or_insert_with(|| connect(kind).map(std::sync::Arc::from))
             .clone()
     }
 
-    /// The runtime a record names (runs recorded before runtimes were named are Docker's).
-    pub fn for_record(&mut self, runtime: &str) -> Result<std::sync::Arc<dyn Runtime>> {
-        self.get(Kind::parse(runtime).unwrap_or(Kind::Docker))
+    /// The runtime a record names, at the endpoint it recorded (runs recorded before
+    /// runtimes were named are Docker's; before endpoints were, the environment's).
+    pub fn for_record(
+        &mut self,
+        runtime: &str,
+        endpoint: Option<&serde_json::Value>,
+    ) -> Result<std::sync::Arc<dyn Runtime>> {
+        let kind = Kind::parse(runtime).unwrap_or(Kind::Docker);
+        match endpoint {
+            None => self.get(kind),
+            Some(saved) => {
+                let saved = endpoint::Saved::from_record(saved)?;
+                self.connect_saved(kind, &saved)
+            }
+        }
+    }
+
+    fn connect_saved(
+        &mut self,
+        kind: Kind,
+        saved: &endpoint::Saved,
+    ) -> Result<std::sync::Arc<dyn Runtime>> {
+        self.connected
+            .entry(format!("{} {}", kind.as_str(), saved.url))
+            .or_insert_with(|| connect_saved(kind, saved).map(std::sync::Arc::from))
+            .clone()
     }
 }

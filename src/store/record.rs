@@ -44,6 +44,11 @@ pub struct Record {
     pub image: String,
     pub command: Vec<String>,
     pub runtime: String,
+    /// Where the engine is (its URL, TLS files and why it was chosen; never a secret), so
+    /// later commands reach the run on the same engine. Absent for Apple's runtime and for
+    /// runs recorded before engines had endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<serde_json::Value>,
     pub container_id: Option<String>,
     pub interactive: bool,
     pub state: State,
@@ -99,6 +104,7 @@ impl Record {
             image: String::new(),
             command: Vec::new(),
             runtime: String::new(),
+            endpoint: None,
             container_id: None,
             interactive: false,
             state: State::Created,

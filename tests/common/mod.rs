@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod engine;
 pub mod gate;
 pub mod live;
 pub mod pty;
@@ -73,13 +74,24 @@ pub fn runtime() -> Runtime {
     })
 }
 
-/// `docker_n` under Docker, `apple_n` under Apple: iteration counts that the stand-in's
-/// cost per CLI call (a Python start plus `docker` calls, several per run) would make
-/// take minutes at Docker's count.
-pub fn scaled(docker_n: usize, apple_n: usize) -> usize {
+/// The `runtime` a record of this pass names: `podman` when the Docker API is Podman's.
+pub fn recorded_runtime() -> &'static str {
     match runtime() {
-        Runtime::Docker => docker_n,
-        Runtime::Apple => apple_n,
+        Runtime::Docker => engine::engine().recorded_runtime(),
+        Runtime::Apple => "apple",
+    }
+}
+
+/// `docker_n` on the local Docker engine, `small_n` elsewhere: iteration counts that the
+/// stand-in's cost per CLI call (a Python start plus `docker` calls, several per run)
+/// would make take minutes at the local count. The other engines' passes (TCP, TLS, ssh,
+/// a context, Podman) take the small count too: they prove the transport and the engine's
+/// differences, while the race a test makes likely by repetition is moat's own and is
+/// proven on the local engine, within the time `scripts/test` has.
+pub fn scaled(docker_n: usize, small_n: usize) -> usize {
+    match (runtime(), engine::engine()) {
+        (Runtime::Docker, engine::Engine::Local) => docker_n,
+        _ => small_n,
     }
 }
 
@@ -184,6 +196,7 @@ impl Env {
             Runtime::Docker => {
                 cmd.env_remove("MOAT_RUNTIME")
                     .env_remove("MOAT_CONTAINER_BIN");
+                engine::engine().apply(&mut cmd);
             }
             Runtime::Apple => {
                 cmd.env("MOAT_RUNTIME", "apple")
@@ -199,7 +212,8 @@ impl Env {
     /// not exist. Proves that a command needs no runtime call.
     pub fn cmd_without_runtime(&self) -> Command {
         let mut cmd = self.cmd();
-        cmd.env("DOCKER_HOST", "unix:///nonexistent");
+        cmd.env("DOCKER_HOST", "unix:///nonexistent")
+            .env("CONTAINER_HOST", "unix:///nonexistent");
         if self.runtime == Runtime::Apple {
             cmd.env("MOAT_CONTAINER_BIN", "/nonexistent/container");
         }
@@ -416,8 +430,14 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 
 // ---- the Docker Engine, raw ------------------------------------------------------------
 
-/// The engine's socket: `DOCKER_HOST=unix://PATH`, else `/var/run/docker.sock`.
+/// The engine's socket: the engine under test's ([`engine::engine`]), else
+/// `DOCKER_HOST=unix://PATH`, else `/var/run/docker.sock`.
 pub fn docker_socket() -> PathBuf {
+    if runtime() == Runtime::Docker
+        && let Some(socket) = engine::engine().socket()
+    {
+        return socket;
+    }
     match std::env::var("DOCKER_HOST") {
         Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
         _ => PathBuf::from("/var/run/docker.sock"),

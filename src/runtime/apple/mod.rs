@@ -239,6 +239,10 @@ fn already_gone(e: &Error) -> bool {
 }
 
 impl Runtime for Apple {
+    fn kind(&self) -> super::Kind {
+        super::Kind::Apple
+    }
+
     fn ensure_image(&self, image: &str, mut progress: Option<super::Progress>) -> Result<()> {
         let found = self.cli.call(
             &format!("looking up image {image}"),

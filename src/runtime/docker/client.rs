@@ -1,20 +1,19 @@
-//! The Docker Engine API over its Unix socket: where the socket is, the negotiated API
-//! version, and one request helper that puts a deadline on every call and turns the
-//! daemon's `{"message": ...}` into the error text.
+//! The Docker Engine API over the endpoint's connections: the negotiated API version, and
+//! one request helper that puts a deadline on every call and turns the daemon's
+//! `{"message": ...}` into the error text.
 
 use crate::io_reason::io_reason;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use ureq::Agent;
 use ureq::config::Config;
 
-use super::transport::{NoResolver, UnixConnector};
+use super::transport::{EngineConnector, NoResolver};
+use crate::runtime::endpoint::{Address, DialError, Dialer, Endpoint};
 use crate::runtime::{Error, ErrorKind, Result};
-
-const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// The newest API version moat speaks. Older engines are spoken to in their own version;
 /// newer ones accept this one (current engines' minimum is below it).
@@ -27,25 +26,10 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// enough that ureq's `Instant + deadline` cannot overflow and panic on a saturated one.
 const LONGEST_CALL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-/// The socket named by `$DOCKER_HOST` (`unix://PATH`), else the default.
-pub fn socket_path() -> std::result::Result<PathBuf, Error> {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => match host.strip_prefix("unix://") {
-            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-            _ => Err(Error::new(
-                ErrorKind::Unreachable,
-                format!("cannot use DOCKER_HOST={host}"),
-                "moat talks to Docker over a Unix socket only (unix:///path/to/docker.sock)",
-            )),
-        },
-        _ => Ok(PathBuf::from(DEFAULT_SOCKET)),
-    }
-}
-
 #[derive(Clone)]
 pub struct Client {
     agent: Agent,
-    socket: PathBuf,
+    dialer: Arc<Dialer>,
     /// e.g. `1.41`
     api: String,
 }
@@ -68,8 +52,12 @@ fn parse_api(v: &str) -> Option<(u32, u32)> {
 
 impl Client {
     /// Reach the engine and agree on an API version.
-    pub fn connect() -> Result<Client> {
-        let socket = socket_path()?;
+    pub fn connect(endpoint: Endpoint) -> Result<Client> {
+        let url = endpoint.url();
+        let dialer =
+            Arc::new(Dialer::new(endpoint).map_err(|why| {
+                Error::new(ErrorKind::Unreachable, format!("cannot use {url}"), why)
+            })?);
         let config = Config::builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -77,14 +65,14 @@ impl Client {
             .build();
         let agent = Agent::with_parts(
             config,
-            UnixConnector {
-                path: socket.clone(),
+            EngineConnector {
+                dialer: dialer.clone(),
             },
             NoResolver,
         );
         let mut client = Client {
             agent,
-            socket,
+            dialer,
             api: String::new(),
         };
         // `/_ping` names the engine's API version in a header and costs a fraction of
@@ -117,8 +105,8 @@ impl Client {
         Ok(client)
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.socket
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
     }
 
     pub fn api_at_least(&self, major: u32, minor: u32) -> bool {
@@ -134,15 +122,13 @@ impl Client {
         }
     }
 
-    /// Turn a transport failure into a moat error: a socket that cannot be dialled is
-    /// "unreachable", one that breaks mid-call is "connection lost".
+    /// Turn a transport failure into a moat error: an endpoint that cannot be dialled is
+    /// "unreachable", a connection that breaks mid-call is "connection lost".
     pub fn transport_error(&self, what: &str, e: ureq::Error) -> Error {
         match e {
-            ureq::Error::Io(io) => match io.kind() {
-                std::io::ErrorKind::NotFound
-                | std::io::ErrorKind::ConnectionRefused
-                | std::io::ErrorKind::PermissionDenied => self.unreachable(&io),
-                _ => Error::new(
+            ureq::Error::Io(io) => match DialError::of(&io) {
+                Some(_) => self.unreachable(&io),
+                None => Error::new(
                     ErrorKind::ConnectionLost,
                     what,
                     format!("connection to Docker lost: {}", io_reason(&io)),
@@ -158,7 +144,7 @@ impl Client {
     }
 
     pub fn unreachable(&self, io: &std::io::Error) -> Error {
-        unreachable_at(&self.socket, io)
+        unreachable_at(self.dialer.endpoint(), io)
     }
 
     /// Build a request with an optional deadline. `None` is reserved for the calls that
@@ -263,18 +249,32 @@ impl Client {
     }
 }
 
-/// The error for a socket that cannot be dialled, with the advice that fits the cause: a
-/// socket that is there but not ours to use is a permissions matter, not a dead daemon.
-fn unreachable_at(socket: &Path, io: &std::io::Error) -> Error {
-    let advice = if io.kind() == std::io::ErrorKind::PermissionDenied {
-        "join the docker group and log in again, or use sudo"
-    } else {
-        "is dockerd running? set DOCKER_HOST to point elsewhere"
+/// The error for an endpoint that cannot be dialled, with the advice that fits the cause:
+/// a socket that is there but not ours to use is a permissions matter, not a dead daemon;
+/// ssh and TLS speak for themselves.
+fn unreachable_at(endpoint: &Endpoint, io: &std::io::Error) -> Error {
+    let reason = match DialError::of(io) {
+        Some(d) => d.message.clone(),
+        None => io_reason(io).to_string(),
+    };
+    let kind = DialError::of(io).map_or(io.kind(), |d| d.kind);
+    let advice = match (&endpoint.address, kind) {
+        (_, std::io::ErrorKind::InvalidData) => None,
+        (Address::Ssh { .. }, _) => None,
+        (Address::Unix(_), std::io::ErrorKind::PermissionDenied) => {
+            Some("join the docker group and log in again, or use sudo")
+        }
+        (Address::Unix(_), _) => Some("is the engine running? set DOCKER_HOST to point elsewhere"),
+        (Address::Tcp { .. }, _) => Some("is the engine listening there?"),
+    };
+    let detail = match advice {
+        Some(advice) => format!("{reason} ({advice})"),
+        None => reason,
     };
     Error::new(
         ErrorKind::Unreachable,
-        format!("cannot reach Docker at {}", socket.display()),
-        format!("{} ({advice})", io_reason(io)),
+        format!("cannot reach the engine at {}", endpoint.url()),
+        detail,
     )
 }
 
@@ -305,17 +305,17 @@ mod tests {
 
     #[test]
     fn a_socket_we_may_not_use_is_not_a_dead_daemon() {
-        let socket = Path::new("/var/run/docker.sock");
+        let socket = &Endpoint::unix("/var/run/docker.sock", "test");
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         let text = unreachable_at(socket, &denied).to_string();
         assert!(
             text.contains("docker group") && text.contains("sudo"),
             "{text}"
         );
-        assert!(!text.contains("dockerd running"), "{text}");
+        assert!(!text.contains("engine running"), "{text}");
         let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
         let text = unreachable_at(socket, &missing).to_string();
-        assert!(text.contains("is dockerd running?"), "{text}");
+        assert!(text.contains("is the engine running?"), "{text}");
     }
 
     #[test]

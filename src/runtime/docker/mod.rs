@@ -1,12 +1,16 @@
-//! The Docker Engine runtime: HTTP over the Unix socket for control calls, a hijacked
-//! connection for the run's streams.
+//! The Docker Engine API runtime, for Docker and for Podman's compatible API: HTTP over
+//! the endpoint's connections for control calls, a hijacked connection for the run's
+//! streams.
 
 mod attach;
 mod client;
 pub mod demux;
+mod podman;
 mod pull;
 mod transport;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, bounded};
@@ -16,19 +20,23 @@ use serde_json::{Value, json};
 use crate::io_reason::io_reason;
 use client::{CALL_DEADLINE, Client, encode};
 
+use super::endpoint::Endpoint;
 use super::{
-    ContainerState, CreateSpec, Error, ErrorKind, ManagedContainer, Resizer, Result, Runtime,
+    ContainerState, CreateSpec, Error, ErrorKind, Kind, ManagedContainer, Resizer, Result, Runtime,
     Session, StartOptions,
 };
 
 pub struct Docker {
     client: Client,
+    /// Docker, or Podman behind its compatible API.
+    kind: Kind,
 }
 
 impl Docker {
-    pub fn connect() -> Result<Docker> {
+    pub fn connect(endpoint: Endpoint, kind: Kind) -> Result<Docker> {
         Ok(Docker {
-            client: Client::connect()?,
+            client: Client::connect(endpoint)?,
+            kind,
         })
     }
 }
@@ -104,7 +112,15 @@ type ExitReceiver = Receiver<Result<i32>>;
 /// Send `wait?condition=next-exit` from a thread of its own. The first channel says when
 /// the engine has registered the waiter (its answer's headers arrived); the second gets the
 /// exit code, or the error that lost it.
-fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
+///
+/// `exited` is set as the exit arrives, before it is sent. On Podman, an exit of 1 that
+/// was Podman's init failing to run the command becomes 127 or 126, as under Docker's.
+fn spawn_exit_waiter(
+    client: &Client,
+    id: &str,
+    kind: Kind,
+    exited: Arc<AtomicBool>,
+) -> Result<(Receiver<Result<()>>, ExitReceiver)> {
     let (registered_tx, registered_rx) = bounded::<Result<()>>(1);
     let (exit_tx, exit_rx) = bounded::<Result<i32>>(1);
     let client = client.clone();
@@ -150,6 +166,13 @@ fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>,
                     )),
                 },
             };
+            let result = match result {
+                Ok(1) if kind == Kind::Podman => {
+                    Ok(podman::init_could_not_run(&client, &wait_id).unwrap_or(1))
+                }
+                other => other,
+            };
+            exited.store(true, Ordering::SeqCst);
             let _ = exit_tx.send(result);
         })
         .map_err(|e| Error::new(ErrorKind::Other, "starting a thread", e.to_string()))?;
@@ -157,6 +180,14 @@ fn spawn_exit_waiter(client: &Client, id: &str) -> Result<(Receiver<Result<()>>,
 }
 
 impl Runtime for Docker {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn endpoint(&self) -> Option<&Endpoint> {
+        Some(self.client.dialer().endpoint())
+    }
+
     fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
         let what = format!("looking up image {image}");
         match self.client.call(
@@ -242,21 +273,15 @@ impl Runtime for Docker {
     fn start(&self, id: &str, opts: StartOptions) -> Result<Session> {
         // 1. Register for the exit before start; the wait is sent now and confirmed
         //    below, so it travels while the attach is set up.
-        let (registered_rx, exit_rx) = spawn_exit_waiter(&self.client, id)?;
+        let exited = Arc::new(AtomicBool::new(false));
+        let (registered_rx, exit_rx) =
+            spawn_exit_waiter(&self.client, id, self.kind, exited.clone())?;
 
         // 2. Subscribe to the output before the container can write any.
-        let (stream, prefix) = attach::attach(&self.client, id, opts.stdin)?;
-        let write_half = if opts.stdin {
-            Some(stream.try_clone().map_err(|e| {
-                Error::new(
-                    ErrorKind::Other,
-                    "attaching to the container",
-                    io_reason(&e),
-                )
-            })?)
-        } else {
-            None
-        };
+        // Podman reports a command it cannot exec (without init) here, not at start.
+        let (stream, writer, prefix) =
+            attach::attach(&self.client, id, opts.stdin).map_err(classify_start_error)?;
+        let write_half = opts.stdin.then_some(writer);
         let reader = attach::Prefixed {
             prefix,
             pos: 0,
@@ -308,8 +333,9 @@ impl Runtime for Docker {
 
         Ok(Session {
             output,
-            stdin: write_half
-                .map(|s| Box::new(attach::AttachStdin(s)) as Box<dyn super::StdinSink>),
+            stdin: write_half.map(|writer| {
+                Box::new(attach::AttachStdin { writer, exited }) as Box<dyn super::StdinSink>
+            }),
             exit: exit_rx,
             resizer: if opts.tty {
                 Some(Box::new(DockerResizer {
@@ -404,7 +430,10 @@ impl Runtime for Docker {
         })?;
         Ok(match inspect.state.status.as_str() {
             "created" => ContainerState::Created,
-            "exited" | "dead" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
+            // Podman says "stopped" for a moment after the exit, before "exited".
+            "exited" | "dead" | "stopped" => {
+                ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32))
+            }
             // "removing" means it has ended and is on its way out.
             "removing" => ContainerState::Exited(inspect.state.exit_code.map(|c| c as i32)),
             _ => ContainerState::Running,

@@ -1,11 +1,10 @@
-//! ureq over a Unix socket. ureq dials TCP by default; its transport API takes a connector,
-//! so this one dials the Docker socket instead, and a resolver that skips DNS (the host name
-//! in the URL is a placeholder).
+//! ureq over moat's own connections. ureq dials TCP by default; its transport API takes a
+//! connector, so this one dials the engine's endpoint (a Unix socket, TCP, TLS, ssh) through
+//! the same [`Dialer`] the attach stream uses, and a resolver that skips DNS (the host
+//! name in the URL is a placeholder).
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use ureq::config::Config;
@@ -15,57 +14,62 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
 };
 
-/// Dials the Unix socket at `path` for every connection the agent opens.
-pub struct UnixConnector {
-    pub path: PathBuf,
+use crate::runtime::endpoint::{Closer, Conn, Dialer};
+
+/// Dials the engine for every connection the agent opens.
+pub struct EngineConnector {
+    pub dialer: Arc<Dialer>,
 }
 
-impl fmt::Debug for UnixConnector {
+impl fmt::Debug for EngineConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixConnector")
-            .field("path", &self.path)
+        f.debug_struct("EngineConnector")
+            .field("dialer", &self.dialer)
             .finish()
     }
 }
 
-impl Connector<()> for UnixConnector {
-    type Out = UnixTransport;
+impl Connector<()> for EngineConnector {
+    type Out = EngineTransport;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
         _chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        let stream = UnixStream::connect(&self.path)?;
+        let conn = self.dialer.dial()?;
         let config = details.config;
         let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-        let transport = UnixTransport {
-            stream: Arc::new(SharedStream(stream)),
+        let closer = Arc::new(SharedCloser(conn.closer()?));
+        (details.register_shutdown)(Arc::downgrade(&closer) as Weak<dyn ShutdownHandle>)?;
+        Ok(Some(EngineTransport {
+            conn,
             buffers,
-        };
-        (details.register_shutdown)(Arc::downgrade(&transport.stream) as Weak<dyn ShutdownHandle>)?;
-        Ok(Some(transport))
+            _closer: closer,
+        }))
     }
 }
 
-/// The socket, shareable with the agent's shutdown handle.
+/// Ends the connection from another thread when the agent shuts down.
 #[derive(Debug)]
-pub struct SharedStream(UnixStream);
+struct SharedCloser(Closer);
 
-impl ShutdownHandle for SharedStream {
+impl ShutdownHandle for SharedCloser {
     fn shutdown(&self) {
-        let _ = self.0.shutdown(std::net::Shutdown::Both);
+        self.0.close();
     }
 }
 
-pub struct UnixTransport {
-    stream: Arc<SharedStream>,
+pub struct EngineTransport {
+    conn: Conn,
     buffers: LazyBuffers,
+    /// Kept alive for the agent's weak reference.
+    _closer: Arc<SharedCloser>,
 }
 
-impl fmt::Debug for UnixTransport {
+impl fmt::Debug for EngineTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixTransport").finish()
+        f.debug_struct("EngineTransport").finish()
     }
 }
 
@@ -76,47 +80,35 @@ fn timeout_error(e: io::Error, timeout: &NextTimeout) -> ureq::Error {
     }
 }
 
-impl Transport for UnixTransport {
+impl Transport for EngineTransport {
     fn buffers(&mut self) -> &mut dyn Buffers {
         &mut self.buffers
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        let stream = &self.stream.0;
-        stream.set_write_timeout(timeout.not_zero().map(|d| *d))?;
+        self.conn
+            .set_write_timeout(timeout.not_zero().map(|d| *d))?;
         let output = &self.buffers.output()[..amount];
-        (&*stream)
+        self.conn
             .write_all(output)
             .map_err(|e| timeout_error(e, &timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
-        let stream = &self.stream.0;
-        stream.set_read_timeout(timeout.not_zero().map(|d| *d))?;
+        self.conn.set_read_timeout(timeout.not_zero().map(|d| *d));
         let input = self.buffers.input_append_buf();
-        let amount = loop {
-            match (&*stream).read(input) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other.map_err(|e| timeout_error(e, &timeout))?,
-            }
-        };
+        let amount = self
+            .conn
+            .read(input)
+            .map_err(|e| timeout_error(e, &timeout))?;
         self.buffers.input_appended(amount);
         Ok(amount > 0)
     }
 
     fn is_open(&mut self) -> bool {
-        // A pooled connection is reusable when a non-blocking read finds nothing waiting.
-        let stream = &self.stream.0;
-        if stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 1];
-        let open =
-            matches!((&*stream).read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        let _ = stream.set_nonblocking(false);
-        open
+        self.conn.is_open()
     }
 }
 

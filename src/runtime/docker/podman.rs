@@ -1,0 +1,56 @@
+//! Where Podman's Docker-compatible API differs from Docker's, and how moat makes up for
+//! it. (Podman reports `stopped` for a moment between a container's exit and `exited`:
+//! [`super::Docker::inspect`] reads it as ended. An exec error without init arrives as the
+//! attach answer rather than from start: [`super::Docker::start`] classifies both.)
+
+use super::client::{CALL_DEADLINE, Client};
+
+/// The exit code of a command Podman's init could not run, when that is why the container
+/// exited 1. Podman's init, catatonit, exits 1 when it cannot exec the command, where
+/// Docker's (tini) exits 127 or 126 as a shell does, and the compatible API ignores another
+/// init; moat's promise of 127 and 126 holds on Podman by reading catatonit's message
+/// (`ERROR (catatonit:6): failed to exec pid1: No such file or directory`) from the log.
+pub fn init_could_not_run(client: &Client, id: &str) -> Option<i32> {
+    let (_, log) = client
+        .call(
+            "reading the container's log",
+            "GET",
+            // Both streams: under a TTY the message is on the terminal's one.
+            &format!("/containers/{id}/logs?stdout=1&stderr=1&tail=5"),
+            None,
+            Some(CALL_DEADLINE),
+        )
+        .ok()?;
+    could_not_run(&String::from_utf8_lossy(&log))
+}
+
+/// The exit code catatonit's complaint in `log` stands for, if it is there.
+fn could_not_run(log: &str) -> Option<i32> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("(catatonit:") && l.contains("failed to exec pid1"))?;
+    let reason = line.to_ascii_lowercase();
+    if reason.contains("no such file or directory") {
+        Some(127)
+    } else if reason.contains("permission denied") || reason.contains("exec format error") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catatonits_complaints_are_127_and_126() {
+        // The multiplexed frame header precedes the text in the log.
+        let missing = "\u{2}\0\0\0\0\0\0\u{45}ERROR (catatonit:6): failed to exec pid1: No such file or directory\n";
+        assert_eq!(could_not_run(missing), Some(127));
+        let denied = "ERROR (catatonit:6): failed to exec pid1: Permission denied\n";
+        assert_eq!(could_not_run(denied), Some(126));
+        assert_eq!(could_not_run("ERROR: something else\n"), None);
+        assert_eq!(could_not_run(""), None);
+    }
+}
