@@ -1,13 +1,22 @@
 //! The workspace and how it reaches the container. `bind` mounts it (the engine sees this
-//! machine's files); `copy` uploads it before the command starts, leaving out what
-//! `.moatignore` excludes ([`ignore`]); `none` gives the command an empty `/workspace`.
+//! machine's files); `copy` uploads it through the engine's archive API before the command
+//! starts, leaving out what `.moatignore` excludes ([`ignore`]), and with `--copy-back`
+//! writes the files the run added or changed back at the end ([`copy_back`]); `none` gives
+//! the command an empty `/workspace`.
 //!
-//! Nothing here knows about engines or runs.
+//! Nothing here knows about engines or runs: [`pack`] makes the tar stream an engine
+//! takes, [`copy_back`] reads the one it gives back, and the run lifecycle moves them.
 
+pub mod copy_back;
+mod host;
 pub mod ignore;
+mod manifest;
+pub mod pack;
 mod pattern;
 
+pub use copy_back::{CopyBack, Report};
 pub use ignore::Ignore;
+pub use manifest::Manifest;
 
 /// Where the workspace is in the container, and its working directory by default.
 pub const TARGET: &str = "/workspace";
