@@ -56,6 +56,16 @@ impl Kind {
     }
 }
 
+/// Whether the engine that `kind` selects from the environment sees this machine's files,
+/// so that a bind mount of the workspace shows it; told without an engine call (`--dry-run`
+/// makes none). Apple's runtime shares the host's files with its VMs, and Docker is
+/// reached on this machine's Unix socket.
+pub fn sees_host_files(kind: Kind) -> bool {
+    match kind {
+        Kind::Docker | Kind::Apple => true,
+    }
+}
+
 /// Connect to the runtime of the given kind (for Docker this negotiates the API version).
 pub fn connect(kind: Kind) -> Result<Box<dyn Runtime>> {
     match kind {
@@ -215,6 +225,28 @@ pub trait Runtime: Send + Sync {
             ErrorKind::Other,
             "reading the container's output",
             "this runtime cannot return a container's output after the fact",
+        ))
+    }
+
+    /// Unpack the tar stream `archive` into the container's directory `path`, which must
+    /// exist (`/` always does), keeping the owners, modes and times the archive gives. It
+    /// works on a container that has not started yet. The stream is read as it is sent.
+    fn upload(&self, _id: &str, _path: &str, _archive: Box<dyn io::Read + Send>) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Other,
+            "copying into the container",
+            "this runtime cannot copy files into a container",
+        ))
+    }
+
+    /// The container's `path` as a tar stream, read as it arrives; its entries are named
+    /// from the path's last component (`/workspace` gives `workspace/...`). It works on a
+    /// container that has exited.
+    fn download(&self, _id: &str, _path: &str) -> Result<Box<dyn io::Read + Send>> {
+        Err(Error::new(
+            ErrorKind::Other,
+            "copying from the container",
+            "this runtime cannot copy files out of a container",
         ))
     }
 
