@@ -16,3 +16,4 @@ pub mod store;
 pub mod stream;
 pub mod term;
 pub mod time;
+pub mod workspace;

@@ -101,8 +101,8 @@ Agent flags:
     text.push_str(
         "
 Run flags (as for moat run): -n/--name, --image, -e/--env, -m/--mount,
--w/--workdir, --runtime, --network, --keep, --no-init, --stop-timeout,
---timeout, --dry-run, -i/--interactive. -h/--help shows this help.",
+-w/--workdir, --workspace, --copy-back, --runtime, --network, --keep, --no-init,
+--stop-timeout, --timeout, --dry-run, -i/--interactive. -h/--help shows this help.",
     );
     text
 }

@@ -6,20 +6,21 @@ use std::time::Duration;
 
 use super::{at_most_one, parse_args, say_text, string_value};
 use crate::error::{Error, Result};
-use crate::run::{self, RunSpec};
+use crate::run::{self, RunSpec, Workspace};
 use crate::runtime::endpoint::Endpoint;
 use crate::runtime::reference::check as check_image;
 use crate::runtime::{self, Kind, Mount};
 use crate::store::id::validate_name;
 use crate::time;
+use crate::workspace::{self, Ignore, Mode};
 
 pub const HELP: &str = "\
 Run a command in a fresh container and block until it ends
 
 Usage: moat run [PATH] [FLAGS] [-- CMD...]
 
-PATH (default .) is mounted read-write at /workspace, the working directory.
-CMD defaults to the image's command. moat exits with the command's exit code.
+PATH (default .) is the workspace, at /workspace in the container, the working
+directory. CMD defaults to the image's command. moat exits with the command's exit code.
 
 Flags:
   -i, --interactive        attach stdin; with a terminal, give the container a TTY
@@ -29,6 +30,15 @@ Flags:
   -e, --env KEY=VALUE      set a variable in the container; -e KEY passes the host's value
   -m, --mount SRC:DST[:ro] bind-mount a host path (read-only with :ro)
   -w, --workdir DIR        working directory in the container (default /workspace)
+      --workspace MODE     how PATH reaches the container: bind (mounted read-write,
+                           the default when the engine sees this machine's files),
+                           copy (copied in before the command starts, leaving out
+                           what PATH/.moatignore excludes; the host's files stay
+                           untouched) or none (an empty /workspace)
+      --copy-back          with copy: when the command has ended, write the files it
+                           added or changed back into PATH. Nothing is deleted; a file
+                           also changed on the host meanwhile is a conflict, reported,
+                           and the host's version kept; excluded paths never come back
       --runtime RUNTIME    docker, podman or apple (default $MOAT_RUNTIME, else
                            automatic: DOCKER_HOST, the Docker context, Docker's
                            socket, then Podman's)
@@ -57,6 +67,8 @@ pub struct RunFlags {
     pub env: Vec<String>,
     pub mounts: Vec<String>,
     pub workdir: Option<String>,
+    pub workspace: Option<String>,
+    pub copy_back: bool,
     pub runtime: Option<String>,
     pub network: Option<String>,
     pub keep: bool,
@@ -82,6 +94,8 @@ impl RunFlags {
             "-e" | "--env" => self.env.push(string_value(command, parser)?),
             "-m" | "--mount" => self.mounts.push(string_value(command, parser)?),
             "-w" | "--workdir" => self.workdir = Some(string_value(command, parser)?),
+            "--workspace" => self.workspace = Some(string_value(command, parser)?),
+            "--copy-back" => self.copy_back = true,
             "--runtime" => self.runtime = Some(string_value(command, parser)?),
             "--network" => self.network = Some(string_value(command, parser)?),
             "--keep" => self.keep = true,
@@ -102,7 +116,7 @@ impl RunFlags {
         command: Vec<String>,
     ) -> Result<RunSpec> {
         let bad = |m: String| Error::usage(command_name, m);
-        let workspace =
+        let workspace_path =
             resolve_workspace(workspace.as_deref().unwrap_or(Path::new("."))).map_err(bad)?;
         if let Some(name) = &self.name {
             validate_name(name).map_err(bad)?;
@@ -144,6 +158,14 @@ impl RunFlags {
                 _ => Kind::auto(),
             },
         };
+        let workspace = workspace_spec(
+            workspace_path,
+            self.workspace.as_deref(),
+            self.copy_back,
+            runtime,
+            &mounts,
+        )
+        .map_err(bad)?;
         let stop_timeout = match self.stop_timeout {
             Some(s) => time::parse_flag_seconds("--stop-timeout", &s, time::MAX_STOP_TIMEOUT)
                 .map_err(bad)?,
@@ -210,6 +232,92 @@ fn resolve_workspace(path: &Path) -> std::result::Result<PathBuf, String> {
     Ok(abs)
 }
 
+/// How the workspace reaches the container: `--workspace`, else the engine's default.
+/// `--copy-back` goes only with a copy, and Apple's runtime cannot copy. A copy reads
+/// `.moatignore` here, so a bad pattern is told before anything exists.
+fn workspace_spec(
+    path: PathBuf,
+    mode: Option<&str>,
+    copy_back: bool,
+    runtime: Kind,
+    mounts: &[Mount],
+) -> std::result::Result<Workspace, String> {
+    let (mode, chosen) = match mode {
+        Some(m) => match Mode::parse(m) {
+            Some(mode) => (mode, true),
+            None => return Err(format!("invalid --workspace {m:?}: use bind, copy or none")),
+        },
+        None => (Mode::default_for(runtime::sees_host_files(runtime)), false),
+    };
+    if copy_back && mode != Mode::Copy {
+        let why = match mode {
+            Mode::Bind => {
+                "the workspace is bind-mounted: the command's changes are on the host already"
+            }
+            _ => "with --workspace none there is no workspace to copy back",
+        };
+        return Err(format!(
+            "invalid --copy-back without --workspace copy ({why})"
+        ));
+    }
+    if mode == Mode::Copy && runtime == Kind::Apple {
+        return Err(
+            "invalid --workspace copy: Apple's runtime cannot copy a workspace in \
+                    before the command starts (its `container cp` reaches only a running \
+                    container); it sees this machine's files, so use bind"
+                .into(),
+        );
+    }
+    let mut ignore = match mode {
+        Mode::Copy => Ignore::load(&path).map_err(|e| format!("invalid {e}"))?,
+        Mode::Bind | Mode::None => Ignore::default(),
+    };
+    // A `-m` inside the workspace hides what is there, as it would over a bind mount. A
+    // copy neither sends it (the engine would write it through the mount, onto the
+    // mount's source on the host) nor brings the mount's files back into the workspace.
+    let inside = format!("{}/", workspace::TARGET);
+    for m in mounts {
+        if let Some(rel) = clean_path(&m.target).strip_prefix(&inside) {
+            ignore.hide(rel);
+        }
+    }
+    Ok(Workspace {
+        path,
+        mode,
+        chosen,
+        copy_back,
+        ignore,
+    })
+}
+
+/// The `workspace:` line of `--dry-run`: where it goes, how, and why.
+fn describe_workspace(ws: &Workspace) -> String {
+    let why = if ws.chosen {
+        format!("--workspace {}", ws.mode.as_str())
+    } else if ws.mode == Mode::Bind {
+        "the engine sees this machine's files".to_string()
+    } else {
+        "the engine cannot see this machine's files".to_string()
+    };
+    let path = ws.path.display();
+    let target = workspace::TARGET;
+    match ws.mode {
+        Mode::Bind => format!("workspace: {path} -> {target} (bind-mounted: {why})\n"),
+        Mode::Copy => format!(
+            "workspace: {path} -> {target} (copied in: {why}; {} pattern{} in {}; {})\n",
+            ws.ignore.len(),
+            if ws.ignore.len() == 1 { "" } else { "s" },
+            workspace::ignore::FILE,
+            if ws.copy_back {
+                "changes copied back at the end"
+            } else {
+                "changes stay in the container"
+            }
+        ),
+        Mode::None => format!("workspace: none ({why}; {target} is empty)\n"),
+    }
+}
+
 /// `KEY=VALUE`, or `KEY` to pass the host's value (skipped when the host has none, as
 /// docker does).
 fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String> {
@@ -230,9 +338,6 @@ fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String>
         None => std::env::var(name).ok().map(|v| (name.to_string(), v)),
     })
 }
-
-/// Where the workspace is mounted: no `-m` may take its place.
-const WORKSPACE_TARGET: &str = "/workspace";
 
 /// `SRC:DST[:ro|:rw]` with an existing source and an absolute target other than `/` and
 /// the workspace's.
@@ -259,9 +364,11 @@ fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
     // Engines refuse these only after the run is recorded, in their own words.
     match clean_path(target).as_str() {
         "/" => return Err(bad("the target cannot be / (the container's root)")),
-        WORKSPACE_TARGET => {
+        // No `-m` may take the workspace's place.
+        workspace::TARGET => {
             return Err(bad(&format!(
-                "{WORKSPACE_TARGET} is reserved: the workspace is mounted there"
+                "{} is reserved: the workspace is there",
+                workspace::TARGET
             )));
         }
         _ => {}
@@ -355,10 +462,7 @@ pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>) -> String {
     } else {
         out.push_str(&format!("argv: {}\n", json(&spec.command)));
     }
-    out.push_str(&format!(
-        "workspace: {} -> /workspace\n",
-        spec.workspace.display()
-    ));
+    out.push_str(&describe_workspace(&spec.workspace));
     for m in &spec.mounts {
         out.push_str(&format!(
             "mount: {} -> {}{}\n",

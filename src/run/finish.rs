@@ -1,6 +1,6 @@
-//! The run's end: write the final record (the outcome decides its state and `moat run`'s
-//! exit code), give the terminal back, remove the container once, and say what needs
-//! saying.
+//! The run's end: copy the workspace back (`--copy-back`), write the final record (the
+//! outcome decides its state and `moat run`'s exit code), give the terminal back, remove
+//! the container once, and say what needs saying.
 
 use super::Run;
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ use crate::{term, time};
 impl Run {
     /// Write the final record, then clean up (once); returns `moat run`'s exit code.
     pub(super) fn finish(mut self, ended: Ended) -> Result<i32> {
+        let (ended, copied_back) = self.copy_back(ended);
         let error = match &ended {
             Ended::MoatFailed { error, .. } | Ended::CouldNotRun { error, .. } => {
                 Some(error.clone()).filter(|_| !self.error_told)
@@ -22,6 +23,9 @@ impl Run {
         let logs_incomplete = self.logs_incomplete.take();
         let written = self.store.update(&self.id, |r| {
             r.logs_incomplete = r.logs_incomplete.take().or(logs_incomplete.clone());
+            if copied_back.is_some() {
+                r.copy_back = copied_back.clone();
+            }
             r.finish(ended.clone(), now.clone());
             true
         });

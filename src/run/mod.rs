@@ -10,6 +10,7 @@
 //! and a stop helper all send [`Event`]s; the main thread owns the state machine.
 
 pub mod catch_up;
+mod copy;
 mod finish;
 mod follow;
 mod pumps;
@@ -27,12 +28,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-pub use spec::RunSpec;
+pub use spec::{RunSpec, Workspace};
 
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
 use crate::store::{self, OwnerLock, Record, Store};
-use crate::{term, time};
+use crate::{term, time, workspace};
 
 /// What the run's threads tell the main thread.
 #[derive(Debug)]
@@ -84,6 +85,8 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
         id: record.id,
         name: record.name,
         container: None,
+        started: false,
+        copy_back: None,
         keep: spec.keep,
         stop_timeout: spec.stop_timeout,
         tty,
@@ -123,7 +126,8 @@ fn refuse_host_mounts_on_a_remote_engine(spec: &RunSpec, runtime: &dyn Runtime) 
 /// The record of a run about to be created.
 fn first_record(spec: &RunSpec, runtime: &dyn Runtime) -> Record {
     Record {
-        workspace: spec.workspace.to_string_lossy().into_owned(),
+        workspace: spec.workspace.path.to_string_lossy().into_owned(),
+        workspace_mode: spec.workspace.mode.as_str().to_string(),
         image: spec.image.clone(),
         command: spec.command.clone(),
         // The runtime found, which may differ from the one asked for (Podman's socket
@@ -158,6 +162,12 @@ struct Run {
     name: String,
     /// The container, until it has been removed (cleanup runs once: it takes this).
     container: Option<String>,
+    /// The container has been started: the command may have changed its workspace.
+    started: bool,
+    /// The copy-back to do at the end (`--copy-back`), once the workspace is copied in.
+    copy_back: Option<workspace::CopyBack>,
+    /// Leave the container when the run ends (`--keep`, or a copy-back that did not
+    /// finish: the run's files are still in it).
     keep: bool,
     stop_timeout: Duration,
     tty: bool,

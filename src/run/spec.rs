@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::runtime::{CreateSpec, Kind, Mount};
+use crate::workspace::{self, Ignore, Mode};
 
 /// What the user asked `moat run` to do.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// Host directory mounted at `/workspace` (absolute).
-    pub workspace: PathBuf,
+    pub workspace: Workspace,
     pub image: String,
     pub name: Option<String>,
     /// Variables for the container: (name, value). Values never reach the disk.
@@ -29,17 +29,34 @@ pub struct RunSpec {
     pub agent: Option<&'static str>,
 }
 
+/// The workspace, and how it reaches the container.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The host directory (absolute).
+    pub path: PathBuf,
+    pub mode: Mode,
+    /// `--workspace` chose the mode; else it is the engine's default.
+    pub chosen: bool,
+    /// Write back what the run added or changed (`--copy-back`, copy only).
+    pub copy_back: bool,
+    /// What a copy leaves out (`.moatignore`); empty unless copying.
+    pub ignore: Ignore,
+}
+
 impl RunSpec {
-    /// The container for run `id` of the store at `home`: the workspace first, moat's
-    /// labels so that every store reaps only its own.
+    /// The container for run `id` of the store at `home`: the workspace first (when it
+    /// is bind-mounted), moat's labels so that every store reaps only its own.
     pub fn container(&self, id: &str, home: &str, tty: bool, stdin: bool) -> CreateSpec {
         let mut env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         env.dedup();
-        let mut mounts = vec![Mount {
-            source: self.workspace.clone(),
-            target: "/workspace".into(),
-            read_only: false,
-        }];
+        let mut mounts = Vec::new();
+        if self.workspace.mode == Mode::Bind {
+            mounts.push(Mount {
+                source: self.workspace.path.clone(),
+                target: workspace::TARGET.into(),
+                read_only: false,
+            });
+        }
         mounts.extend(self.mounts.iter().cloned());
         CreateSpec {
             name: id.to_string(),

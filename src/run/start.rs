@@ -1,7 +1,7 @@
-//! The run's beginning: create the container (pulling its image when it is missing),
-//! start it with its output and exit subscribed, and hand it to the main loop. A stop
-//! asked for before the command starts (a signal, `moat stop`) ends the run here, without
-//! starting it.
+//! The run's beginning: create the container (pulling its image when it is missing), copy
+//! the workspace in when it is copied, start it with its output and exit subscribed, and
+//! hand it to the main loop. A stop asked for before the command starts (a signal, `moat
+//! stop`) ends the run here, without starting it.
 
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime};
@@ -12,9 +12,11 @@ use super::{Event, Run, RunSpec, pumps};
 use crate::outcome::{Ended, StopReason};
 use crate::runtime::{CreateSpec, ErrorKind, StartOptions};
 use crate::store::State;
+use crate::workspace::Mode;
 use crate::{signal, term, time};
 
-/// How often a run that is pulling its image looks for a `moat stop`.
+/// How often a run that is pulling its image or copying its workspace looks for a
+/// `moat stop`.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
 impl Run {
@@ -42,6 +44,11 @@ impl Run {
         }
         if stop_requested {
             return Ended::NeverStarted;
+        }
+        if spec.workspace.mode == Mode::Copy
+            && let Err(ended) = self.copy_in(&container, &spec.workspace)
+        {
+            return ended;
         }
 
         // The log exists before the record says the run is running.
@@ -76,6 +83,7 @@ impl Run {
             }
         };
         log::debug!("container started");
+        self.started = true;
         let requested_stop = self.mark_running(spec.timeout);
         self.announce(spec.agent);
 
@@ -119,23 +127,43 @@ impl Run {
         if line.is_some() {
             term::notice(format_args!("Pulling image {image}..."));
         }
-        let (pulled_tx, pulled) = crossbeam_channel::bounded(1);
         let rt = self.runtime.clone();
         let image = image.to_string();
         let drawer = line.clone();
-        std::thread::spawn(move || {
+        let pulled = self.beside_stops(move || {
             let progress = drawer.map(|l| Box::new(move |text: &str| l.draw(text)) as _);
-            let _ = pulled_tx.send(rt.ensure_image(&image, progress));
+            rt.ensure_image(&image, progress)
+        });
+        if let Some(line) = line {
+            line.end();
+        }
+        match pulled? {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(moat_failed(e.to_string())),
+            None => Err(moat_failed("pulling the image: the pull stopped".into())),
+        }
+    }
+
+    /// Do `job` (a long call: a pull, an upload) on a thread of its own, beside the
+    /// signal handling: a signal or a `moat stop` ends the run at once, before its
+    /// command starts, and the job is left to end by itself (runtime calls it waits on
+    /// are cancelled). `None` when the job's thread died.
+    pub(super) fn beside_stops<T: Send + 'static>(
+        &mut self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<Option<T>, Ended> {
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _ = done_tx.send(job());
         });
         // `moat stop` from elsewhere only writes the record; look at it now and then.
         let stop_check = crossbeam_channel::tick(STOP_CHECK);
-        let result = loop {
+        loop {
             select! {
-                recv(pulled) -> r => break match r {
-                    Ok(Ok(())) if self.stop_requested() => Err(Ended::NeverStarted),
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(moat_failed(e.to_string())),
-                    Err(_) => Err(moat_failed("pulling the image: the pull stopped".into())),
+                recv(done) -> r => break match r {
+                    Ok(_) if self.stop_requested() => Err(Ended::NeverStarted),
+                    Ok(result) => Ok(Some(result)),
+                    Err(_) => Ok(None),
                 },
                 recv(self.events) -> ev => {
                     if let Ok(Event::Signal(s)) = ev {
@@ -150,11 +178,7 @@ impl Run {
                     }
                 }
             }
-        };
-        if let Some(line) = line {
-            line.end();
         }
-        result
     }
 
     /// A signal that arrived while moat was busy setting up.
@@ -229,7 +253,7 @@ impl Run {
     }
 }
 
-fn moat_failed(error: String) -> Ended {
+pub(super) fn moat_failed(error: String) -> Ended {
     Ended::MoatFailed { error, code: None }
 }
 

@@ -61,6 +61,18 @@ impl Kind {
     }
 }
 
+/// Whether the engine that `kind` selects from the environment sees this machine's files,
+/// so that a bind mount of the workspace shows it: a local Unix socket does, a tcp or ssh
+/// engine does not, and Apple's runtime shares the host's files with its VMs. Told without
+/// an API call (`--dry-run` makes none). An environment that names no usable engine says
+/// yes: the run then fails connecting, with the reason, before the workspace matters.
+pub fn sees_host_files(kind: Kind) -> bool {
+    match locate(kind) {
+        Ok(Some((endpoint, _))) => endpoint.sees_host_files(),
+        Ok(None) | Err(_) => true,
+    }
+}
+
 /// Connect to the runtime of the given kind at the endpoint the environment names (for
 /// Docker and Podman this negotiates the API version). Docker's may turn out to be
 /// Podman's, when no Docker engine answers and Podman's socket does.
@@ -255,6 +267,28 @@ pub trait Runtime: Send + Sync {
             ErrorKind::Other,
             "reading the container's output",
             "this runtime cannot return a container's output after the fact",
+        ))
+    }
+
+    /// Unpack the tar stream `archive` into the container's directory `path`, which must
+    /// exist (`/` always does), keeping the owners, modes and times the archive gives. It
+    /// works on a container that has not started yet. The stream is read as it is sent.
+    fn upload(&self, _id: &str, _path: &str, _archive: Box<dyn io::Read + Send>) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Other,
+            "copying into the container",
+            "this runtime cannot copy files into a container",
+        ))
+    }
+
+    /// The container's `path` as a tar stream, read as it arrives; its entries are named
+    /// from the path's last component (`/workspace` gives `workspace/...`). It works on a
+    /// container that has exited.
+    fn download(&self, _id: &str, _path: &str) -> Result<Box<dyn io::Read + Send>> {
+        Err(Error::new(
+            ErrorKind::Other,
+            "copying from the container",
+            "this runtime cannot copy files out of a container",
         ))
     }
 

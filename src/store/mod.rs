@@ -19,7 +19,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 pub use captured::Captured;
-pub use record::{Record, State, StopReason};
+pub use record::{CopyBack, Record, State, StopReason};
 
 #[derive(Debug)]
 pub struct Error {

@@ -1,6 +1,6 @@
 //! A run's record, `metadata.json`. The keys are the `moat list --json` schema: snake_case,
 //! stable, every key always present except `error`, `stop_reason` and the keys that only
-//! some runs have (`signal`, `stop_timeout`, `timeout`, `deadline`).
+//! some runs have (`signal`, `stop_timeout`, `timeout`, `deadline`, `copy_back`).
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,13 @@ pub struct Record {
     pub id: String,
     pub name: String,
     pub workspace: String,
+    /// How the workspace reached the container: `bind`, `copy` or `none` (runs recorded
+    /// before there was a choice were bound).
+    #[serde(default = "bind")]
+    pub workspace_mode: String,
+    /// What `--copy-back` did, once it has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_back: Option<CopyBack>,
     pub image: String,
     pub command: Vec<String>,
     pub runtime: String,
@@ -93,6 +100,25 @@ pub struct Record {
     pub env: Vec<String>,
 }
 
+fn bind() -> String {
+    "bind".into()
+}
+
+/// The `copy_back` key: what `--copy-back` wrote to the host's workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyBack {
+    /// Files and links written (added or changed by the run).
+    pub written: u64,
+    /// Paths changed both on the host and in the container: the host's version was kept.
+    pub conflicts: Vec<String>,
+    /// Paths not copied back for another reason, each followed by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Why the copy-back did not finish (the container was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 impl Record {
     /// A run's first record: created, nothing else known yet. Every key the record gains
     /// gets its starting value here, once.
@@ -101,6 +127,8 @@ impl Record {
             id,
             name,
             workspace: String::new(),
+            workspace_mode: bind(),
+            copy_back: None,
             image: String::new(),
             command: Vec::new(),
             runtime: String::new(),
@@ -203,6 +231,7 @@ mod tests {
             "id",
             "name",
             "workspace",
+            "workspace_mode",
             "image",
             "command",
             "runtime",
@@ -222,6 +251,7 @@ mod tests {
         }
         assert!(v.get("error").is_none());
         assert!(v.get("stop_reason").is_none());
+        assert!(v.get("copy_back").is_none());
         assert_eq!(v["state"], "running");
     }
 
@@ -286,6 +316,14 @@ mod tests {
         assert_eq!(lost, (Some(OutcomeKind::MoatFailed), Some(125)));
         let live = filled(&|r| r.state = State::Running);
         assert_eq!(live, (None, None));
+    }
+
+    #[test]
+    fn records_from_before_the_workspace_mode_were_bound() {
+        let mut v = serde_json::to_value(record()).unwrap();
+        v.as_object_mut().unwrap().remove("workspace_mode");
+        let r: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(r.workspace_mode, "bind");
     }
 
     #[test]

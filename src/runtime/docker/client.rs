@@ -1,6 +1,6 @@
 //! The Docker Engine API over the endpoint's connections: the negotiated API version, and
-//! one request helper that puts a deadline on every call and turns the daemon's
-//! `{"message": ...}` into the error text.
+//! one request helper that puts a deadline on every call (on each read and write for the
+//! calls that move a stream) and turns the daemon's `{"message": ...}` into the error text.
 
 use crate::io_reason::io_reason;
 use std::io::Read;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use ureq::Agent;
 use ureq::config::Config;
+use ureq::{Agent, RequestBuilder, SendBody};
 
 use super::transport::{EngineConnector, NoResolver};
 use crate::runtime::endpoint::{Address, DialError, Dialer, Endpoint};
@@ -25,6 +25,21 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// Longer than any call's deadline can usefully be (the flags stop at a year), and short
 /// enough that ureq's `Instant + deadline` cannot overflow and panic on a saturated one.
 const LONGEST_CALL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// What a request sends.
+enum Payload<'a> {
+    Empty,
+    Json(&'a [u8]),
+    Tar(Box<dyn Read + Send>),
+}
+
+/// How long a call may take: all of it (`None` only for the calls that wait for the run
+/// itself), or each read and write of a stream.
+#[derive(Clone, Copy)]
+enum Deadline {
+    Whole(Option<Duration>),
+    Idle(Duration),
+}
 
 #[derive(Clone)]
 pub struct Client {
@@ -147,42 +162,46 @@ impl Client {
         unreachable_at(self.dialer.endpoint(), io)
     }
 
-    /// Build a request with an optional deadline. `None` is reserved for the calls that
-    /// wait for the run itself.
+    /// Build a request and send it with `payload` under `deadline`.
     fn send(
         &self,
         method: &str,
         path: &str,
-        body: Option<&[u8]>,
-        deadline: Option<Duration>,
+        payload: Payload,
+        deadline: Deadline,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let url = format!("http://docker{}", self.versioned(path));
-        let deadline = deadline.map(|d| d.min(LONGEST_CALL));
+        let (whole, idle) = match deadline {
+            Deadline::Whole(d) => (d.map(|d| d.min(LONGEST_CALL)), None),
+            Deadline::Idle(d) => (None, Some(d.min(LONGEST_CALL))),
+        };
+        fn timed<B>(
+            req: RequestBuilder<B>,
+            whole: Option<Duration>,
+            idle: Option<Duration>,
+        ) -> RequestBuilder<B> {
+            req.config()
+                .timeout_global(whole)
+                .timeout_per_read(idle)
+                .timeout_per_write(idle)
+                .build()
+        }
         match method {
-            "GET" => self
-                .agent
-                .get(&url)
-                .config()
-                .timeout_global(deadline)
-                .build()
-                .call(),
-            "DELETE" => self
-                .agent
-                .delete(&url)
-                .config()
-                .timeout_global(deadline)
-                .build()
-                .call(),
+            "GET" => timed(self.agent.get(&url), whole, idle).call(),
+            "DELETE" => timed(self.agent.delete(&url), whole, idle).call(),
             _ => {
-                let req = self
-                    .agent
-                    .post(&url)
-                    .config()
-                    .timeout_global(deadline)
-                    .build();
-                match body {
-                    Some(b) => req.header("Content-Type", "application/json").send(b),
-                    None => req.send_empty(),
+                let req = match method {
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.post(&url),
+                };
+                let req = timed(req, whole, idle);
+                match payload {
+                    Payload::Empty => req.send_empty(),
+                    Payload::Json(b) => req.header("Content-Type", "application/json").send(b),
+                    // Sent as it is read, in chunks: it is never whole in memory.
+                    Payload::Tar(r) => req
+                        .header("Content-Type", "application/x-tar")
+                        .send(SendBody::from_owned_reader(r)),
                 }
             }
         }
@@ -198,8 +217,35 @@ impl Client {
         body: Option<&[u8]>,
         deadline: Option<Duration>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
+        let payload = body.map_or(Payload::Empty, Payload::Json);
+        self.exchange(what, method, path, payload, Deadline::Whole(deadline))
+    }
+
+    /// Make a call that moves a stream (a tar archive in `tar`, or one in the answer,
+    /// left unread): its deadline is for each read and write, not the whole, which lasts
+    /// as long as the data does.
+    pub fn stream(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        tar: Option<Box<dyn Read + Send>>,
+        idle: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let payload = tar.map_or(Payload::Empty, Payload::Tar);
+        self.exchange(what, method, path, payload, Deadline::Idle(idle))
+    }
+
+    fn exchange(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        payload: Payload,
+        deadline: Deadline,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let response = self
-            .send(method, path, body, deadline)
+            .send(method, path, payload, deadline)
             .map_err(|e| self.transport_error(what, e))?;
         let status = response.status().as_u16();
         if status < 400 {

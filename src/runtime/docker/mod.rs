@@ -41,6 +41,9 @@ impl Docker {
     }
 }
 
+/// How long a copy into or out of a container may go without moving a byte.
+const STREAM_IDLE: Duration = Duration::from_secs(60);
+
 /// Reading a container's whole log after the fact (a run whose owner died) may move a lot
 /// of data; it still ends.
 const OUTPUT_DEADLINE: Duration = Duration::from_secs(300);
@@ -516,6 +519,37 @@ impl Runtime for Docker {
         } else {
             Box::new(demux::Demux::new(reader))
         })
+    }
+
+    fn upload(&self, id: &str, path: &str, archive: Box<dyn std::io::Read + Send>) -> Result<()> {
+        let what = "copying into the container";
+        // Without `copyUIDGID` the engine keeps the archive's owners (it would chown to
+        // the container's user instead).
+        let response = self.client.stream(
+            what,
+            "PUT",
+            &format!("/containers/{id}/archive?path={}", encode(path)),
+            Some(archive),
+            STREAM_IDLE,
+        )?;
+        // The answer has no body worth reading; reading it frees the connection.
+        std::io::copy(
+            &mut response.into_body().into_reader(),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| Error::new(ErrorKind::ConnectionLost, what, io_reason(&e)))?;
+        Ok(())
+    }
+
+    fn download(&self, id: &str, path: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        let response = self.client.stream(
+            "copying from the container",
+            "GET",
+            &format!("/containers/{id}/archive?path={}", encode(path)),
+            None,
+            STREAM_IDLE,
+        )?;
+        Ok(Box::new(response.into_body().into_reader()))
     }
 
     fn remove(&self, id: &str) -> Result<()> {
