@@ -345,3 +345,102 @@ fn a_host_mount_on_an_engine_that_cannot_see_this_machine_is_refused() {
         );
     }
 }
+
+/// The host's workspace as (path, contents) pairs, `.moatignore` included.
+fn workspace_files(env: &Env) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![env.ws.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read the workspace") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&env.ws).expect("below the workspace");
+            let text = std::fs::read_to_string(&path).expect("read a workspace file");
+            files.push((rel.display().to_string(), text));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_remote_engine_gets_a_copy_and_copy_back_writes_home() {
+    // tcp and ssh engines cannot see this machine's files: the workspace is copied in by
+    // default. Podman's socket is local (it binds), so its archive API is asked for by name.
+    let script = "ls -A; echo made > new.txt; echo changed > kept.txt; cat kept.txt";
+    for (engine, mode) in [
+        (Engine::Tls, None),
+        (Engine::Ssh, None),
+        (Engine::Podman, Some("copy")),
+    ] {
+        let env = moat_on(Runtime::Docker);
+        std::fs::write(env.ws.join("kept.txt"), "from the host\n").expect("write");
+        std::fs::create_dir_all(env.ws.join("secret")).expect("mkdir");
+        std::fs::write(env.ws.join("secret/key"), "never sent\n").expect("write");
+        std::fs::write(env.ws.join(".moatignore"), "secret\n").expect("write");
+        let before = workspace_files(&env);
+        let mut args = vec!["run", "--image", IMAGE];
+        if let Some(mode) = mode {
+            args.extend(["--workspace", mode]);
+        }
+
+        // Without --copy-back the host's workspace is untouched.
+        let mut run = args.clone();
+        run.extend(["--", "sh", "-c", script]);
+        let out = cmd_on(&env, engine)
+            .args(&run)
+            .output()
+            .expect("spawn moat");
+        assert_code(&out, 0);
+        assert_eq!(
+            stdout(&out),
+            ".moatignore\nkept.txt\nchanged\n",
+            "{engine:?}: what the container saw"
+        );
+        assert_eq!(
+            workspace_files(&env),
+            before,
+            "{engine:?}: the host changed"
+        );
+        let first = env.only_run_id();
+        assert_eq!(env.record(&first)["workspace_mode"], "copy", "{engine:?}");
+
+        // With it, what the command added or changed comes home; the excluded stays put.
+        let mut run = args.clone();
+        run.extend(["--copy-back", "--", "sh", "-c", script]);
+        let out = cmd_on(&env, engine)
+            .args(&run)
+            .output()
+            .expect("spawn moat");
+        assert_code(&out, 0);
+        assert_eq!(
+            stdout(&out),
+            ".moatignore\nkept.txt\nchanged\n",
+            "{engine:?}"
+        );
+        let after: Vec<(String, String)> = workspace_files(&env);
+        let expected: Vec<(String, String)> = [
+            (".moatignore", "secret\n"),
+            ("kept.txt", "changed\n"),
+            ("new.txt", "made\n"),
+            ("secret/key", "never sent\n"),
+        ]
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+        assert_eq!(after, expected, "{engine:?}: the host after --copy-back");
+        let second = env
+            .records()
+            .into_iter()
+            .find(|r| r["id"] != first.as_str())
+            .expect("the second run's record");
+        assert_eq!(second["copy_back"]["written"], 2, "{engine:?}: {second:#}");
+        assert!(
+            containers_on(engine, &env).is_empty(),
+            "{engine:?}: container left"
+        );
+    }
+}
