@@ -69,6 +69,18 @@ fn one_line(out: &std::process::Output) -> String {
     err
 }
 
+/// `moat run -- true` on `engine` with `var` set to `value`: it must fail with 125 and one
+/// line, which is returned.
+fn fails_with(env: &Env, engine: Engine, var: &str, value: &str) -> String {
+    let out = cmd_on(env, engine)
+        .env(var, value)
+        .args(["run", "--image", IMAGE, "--", "true"])
+        .output()
+        .expect("spawn moat");
+    assert_code(&out, 125);
+    one_line(&out)
+}
+
 #[test]
 fn every_kind_of_endpoint_runs_a_command_and_records_where() {
     for engine in ENGINES {
@@ -225,20 +237,20 @@ fn an_engine_that_does_not_answer_fails_within_the_connect_deadline() {
 #[test]
 fn a_certificate_the_engine_was_not_signed_by_is_one_line_saying_so() {
     let env = moat_on(Runtime::Docker);
-    let mut cmd = cmd_on(&env, Engine::Tls);
-    cmd.env("DOCKER_CERT_PATH", address("MOAT_TEST_TLS_OTHER_CERT_PATH"))
-        .args(["run", "--image", IMAGE, "--", "true"]);
-    let out = cmd.output().expect("spawn moat");
-    assert_code(&out, 125);
-    let err = one_line(&out);
+    let err = fails_with(
+        &env,
+        Engine::Tls,
+        "DOCKER_CERT_PATH",
+        &address("MOAT_TEST_TLS_OTHER_CERT_PATH"),
+    );
     assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
     // Plain HTTP where TLS is spoken, and TLS where plain is: the same, one line each.
-    let mut cmd = cmd_on(&env, Engine::Tls);
-    cmd.env("DOCKER_HOST", address("MOAT_TEST_TCP_HOST"))
-        .args(["run", "--image", IMAGE, "--", "true"]);
-    let out = cmd.output().expect("spawn moat");
-    assert_code(&out, 125);
-    let err = one_line(&out);
+    let err = fails_with(
+        &env,
+        Engine::Tls,
+        "DOCKER_HOST",
+        &address("MOAT_TEST_TCP_HOST"),
+    );
     assert!(err.contains("TLS"), "{err}");
     assert!(env.records().iter().all(|r| r["state"] != "running"));
 }
@@ -249,22 +261,12 @@ fn ssh_failures_are_told_in_sshs_own_words() {
     let ssh = address("MOAT_TEST_SSH_HOST");
     // A user the far side does not let in.
     let stranger = ssh.replacen("root@", "nobody@", 1);
-    let mut cmd = cmd_on(&env, Engine::Ssh);
-    cmd.env("DOCKER_HOST", &stranger)
-        .args(["run", "--image", IMAGE, "--", "true"]);
-    let out = cmd.output().expect("spawn moat");
-    assert_code(&out, 125);
-    let err = one_line(&out);
+    let err = fails_with(&env, Engine::Ssh, "DOCKER_HOST", &stranger);
     assert!(err.contains(&stranger), "{err}");
     assert!(err.contains("Permission denied"), "{err}");
     // No engine on the far side at that socket.
     let nowhere = format!("{ssh}/nonexistent/docker.sock");
-    let mut cmd = cmd_on(&env, Engine::Ssh);
-    cmd.env("DOCKER_HOST", &nowhere)
-        .args(["run", "--image", IMAGE, "--", "true"]);
-    let out = cmd.output().expect("spawn moat");
-    assert_code(&out, 125);
-    let err = one_line(&out);
+    let err = fails_with(&env, Engine::Ssh, "DOCKER_HOST", &nowhere);
     assert!(err.contains("ssh"), "{err}");
     assert!(env.records().iter().all(|r| r["state"] != "running"));
 }
