@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::live::Live;
 use common::{
-    Env, IMAGE, Runtime, containers_for, containers_labelled, inspect_container, moat,
-    remove_container, start_labelled_container, wait_for,
+    Env, IMAGE, Runtime, SHARED_WORKSPACE, containers_for, containers_labelled, inspect_container,
+    moat, remove_container, start_labelled_container, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -659,7 +659,11 @@ fn logs_follow_tail_streams_and_timestamps() {
     let script = "for i in $(seq 1 25); do echo $i; sleep 0.02; done; \
                   while [ ! -e go ]; do sleep 0.05; done; \
                   for i in $(seq 26 50); do echo $i; sleep 0.02; done";
-    let mut a = spawn_run(&env, &["-n", "counter"], &["sh", "-c", script]);
+    let mut a = spawn_run(
+        &env,
+        &["-n", "counter", SHARED_WORKSPACE],
+        &["sh", "-c", script],
+    );
     // `logs -f` cannot resolve a run that does not exist yet: start it once the record does.
     wait_state(&env, "counter", &["created", "starting", "running"]);
     let mut follow = {
@@ -787,7 +791,11 @@ fn wait_returns_the_exit_code_of_live_and_finished_runs() {
         .iter()
         .map(|(name, end, _)| {
             let script = format!("while [ ! -e go-{name} ]; do sleep 0.05; done; {end}");
-            spawn_run(&env, &["-n", name], &["sh", "-c", &script])
+            spawn_run(
+                &env,
+                &["-n", name, SHARED_WORKSPACE],
+                &["sh", "-c", &script],
+            )
         })
         .collect();
     for (name, _, _) in &cases {

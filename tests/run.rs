@@ -15,6 +15,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::engine;
 use common::live::Live;
 use common::{Env, IMAGE, Runtime, containers_for, is_rfc3339_ms, moat};
 use serde_json::Value;
@@ -762,13 +763,18 @@ fn workspace_is_mounted_read_write_at_the_working_directory() {
     let out = env.run_cmd(&["sh", "-c", script]);
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "/workspace\nfrom-host\n");
-    let created = std::fs::read_to_string(env.ws.join("created")).expect("file from container");
-    assert_eq!(created, "from-container\n");
+    let record = env.record(&env.only_run_id());
+    if engine::engine().sees_host_files() {
+        let created = std::fs::read_to_string(env.ws.join("created")).expect("file from container");
+        assert_eq!(created, "from-container\n");
+        assert_eq!(record["workspace_mode"], "bind", "{record:#}");
+    } else {
+        // A tcp or ssh engine gets a copy: what the command wrote stays in the container.
+        assert!(!env.ws.join("created").exists(), "a copy wrote to the host");
+        assert_eq!(record["workspace_mode"], "copy", "{record:#}");
+    }
     let ws = env.ws.canonicalize().expect("canonical ws");
-    assert_eq!(
-        env.record(&env.only_run_id())["workspace"],
-        ws.to_str().expect("utf-8")
-    );
+    assert_eq!(record["workspace"], ws.to_str().expect("utf-8"));
 
     // An explicit PATH is mounted instead of the current directory.
     let other = env.root.join("other");
@@ -782,6 +788,10 @@ fn workspace_is_mounted_read_write_at_the_working_directory() {
 
 #[test]
 fn mounts_honour_ro() {
+    if !engine::engine().sees_host_files() {
+        // A tcp or ssh engine refuses `-m`: tests/engines.rs pins how.
+        return;
+    }
     let env = moat();
     let ro = env.root.join("ro");
     let rw = env.root.join("rw");

@@ -121,6 +121,13 @@ impl Engine {
         }
     }
 
+    /// Whether moat counts this engine as seeing this machine's files: a Unix socket does,
+    /// a tcp or ssh endpoint does not (moat copies the workspace there by default and
+    /// refuses `-m`), even though every test engine happens to run on this machine.
+    pub fn sees_host_files(self) -> bool {
+        matches!(self, Engine::Local | Engine::Podman)
+    }
+
     /// The `runtime` a record of this engine names.
     pub fn recorded_runtime(self) -> &'static str {
         match self {

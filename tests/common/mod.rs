@@ -32,6 +32,12 @@ pub mod pty;
 /// The image every test runs: busybox with all its applets.
 pub const IMAGE: &str = "moat-test/busybox:latest";
 
+/// The `moat run` flag for a test that signals its command through a file it creates in the
+/// workspace: the workspace is bind-mounted on every engine. On a tcp or ssh engine moat
+/// would copy it by default (the command would never see the file); every test engine runs
+/// on this machine, so the bind sees the test's files there too.
+pub const SHARED_WORKSPACE: &str = "--workspace=bind";
+
 /// The stand-in for Apple's `container` CLI (see its header for its switches).
 pub const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/container");
 
