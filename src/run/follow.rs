@@ -88,6 +88,16 @@ impl Run {
 
         let ended = match exited {
             Some(Ok(code)) => Ended::Exited(code),
+            // The engine's init could not run the command (Podman's says so only once
+            // the container has exited): 127 or 126, as a shell would say.
+            Some(Err(e)) if e.kind == ErrorKind::CommandNotFound => Ended::CouldNotRun {
+                code: 127,
+                error: e.to_string(),
+            },
+            Some(Err(e)) if e.kind == ErrorKind::CommandNotExecutable => Ended::CouldNotRun {
+                code: 126,
+                error: e.to_string(),
+            },
             Some(Err(e)) => self.exit_after_lost_wait(container, e),
             None => Ended::MoatFailed {
                 error: "the run's event channel closed".into(),

@@ -171,7 +171,7 @@ fn spawn_exit_waiter(
             };
             let result = match result {
                 Ok(1) if kind == Kind::Podman => {
-                    Ok(podman::init_could_not_run(&client, &wait_id).unwrap_or(1))
+                    podman::init_could_not_run(&client, &wait_id).map_or(Ok(1), Err)
                 }
                 other => other,
             };

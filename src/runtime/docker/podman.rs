@@ -4,13 +4,14 @@
 //! attach answer rather than from start: [`super::Docker::start`] classifies both.)
 
 use super::client::{CALL_DEADLINE, Client};
+use crate::runtime::{Error, ErrorKind};
 
 /// The exit code of a command Podman's init could not run, when that is why the container
 /// exited 1. Podman's init, catatonit, exits 1 when it cannot exec the command, where
 /// Docker's (tini) exits 127 or 126 as a shell does, and the compatible API ignores another
 /// init; moat's promise of 127 and 126 holds on Podman by reading catatonit's message
 /// (`ERROR (catatonit:6): failed to exec pid1: No such file or directory`) from the log.
-pub fn init_could_not_run(client: &Client, id: &str) -> Option<i32> {
+pub fn init_could_not_run(client: &Client, id: &str) -> Option<Error> {
     let (_, log) = client
         .call(
             "reading the container's log",
@@ -21,19 +22,40 @@ pub fn init_could_not_run(client: &Client, id: &str) -> Option<i32> {
             Some(CALL_DEADLINE),
         )
         .ok()?;
-    could_not_run(&String::from_utf8_lossy(&log))
+    let log = String::from_utf8_lossy(&log);
+    let (kind, reason) = could_not_run(&log)?;
+    // catatonit does not say which command: the container's config does.
+    let command = client
+        .call(
+            "inspecting the container",
+            "GET",
+            &format!("/containers/{id}/json"),
+            None,
+            Some(CALL_DEADLINE),
+        )
+        .ok()
+        .and_then(|(_, body)| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .and_then(|v| v["Config"]["Cmd"][0].as_str().map(str::to_string))
+        .unwrap_or_else(|| "the command".into());
+    Some(Error::new(
+        kind,
+        "starting the container",
+        format!("exec {command} failed: {reason}"),
+    ))
 }
 
-/// The exit code catatonit's complaint in `log` stands for, if it is there.
-fn could_not_run(log: &str) -> Option<i32> {
+/// What catatonit's complaint in `log` says, if it is there: 127's kind or 126's, and
+/// its reason.
+fn could_not_run(log: &str) -> Option<(ErrorKind, &str)> {
     let line = log
         .lines()
         .find(|l| l.contains("(catatonit:") && l.contains("failed to exec pid1"))?;
-    let reason = line.to_ascii_lowercase();
-    if reason.contains("no such file or directory") {
-        Some(127)
-    } else if reason.contains("permission denied") || reason.contains("exec format error") {
-        Some(126)
+    let reason = line.rsplit_once("failed to exec pid1:")?.1.trim();
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("no such file or directory") {
+        Some((ErrorKind::CommandNotFound, reason))
+    } else if lower.contains("permission denied") || lower.contains("exec format error") {
+        Some((ErrorKind::CommandNotExecutable, reason))
     } else {
         None
     }
@@ -47,9 +69,15 @@ mod tests {
     fn catatonits_complaints_are_127_and_126() {
         // The multiplexed frame header precedes the text in the log.
         let missing = "\u{2}\0\0\0\0\0\0\u{45}ERROR (catatonit:6): failed to exec pid1: No such file or directory\n";
-        assert_eq!(could_not_run(missing), Some(127));
+        assert_eq!(
+            could_not_run(missing),
+            Some((ErrorKind::CommandNotFound, "No such file or directory"))
+        );
         let denied = "ERROR (catatonit:6): failed to exec pid1: Permission denied\n";
-        assert_eq!(could_not_run(denied), Some(126));
+        assert_eq!(
+            could_not_run(denied),
+            Some((ErrorKind::CommandNotExecutable, "Permission denied"))
+        );
         assert_eq!(could_not_run("ERROR: something else\n"), None);
         assert_eq!(could_not_run(""), None);
     }
