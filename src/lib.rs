@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod image;
 pub mod io_reason;
 pub mod logger;
 pub mod outcome;

@@ -43,6 +43,8 @@ Flags:
                            automatic: DOCKER_HOST, the Docker context, Docker's
                            socket, then Podman's)
       --network NETWORK    none, bridge or a network name
+  -u, --user UID[:GID]     run the command as this user (or NAME[:GROUP]); default
+                           the image's
       --keep               do not remove the container when the run ends
       --no-init            run the command as PID 1 instead of under the engine's init
       --stop-timeout SECS  grace period between the stop signal and a kill (default 10,
@@ -71,6 +73,7 @@ pub struct RunFlags {
     pub copy_back: bool,
     pub runtime: Option<String>,
     pub network: Option<String>,
+    pub user: Option<String>,
     pub keep: bool,
     pub no_init: bool,
     pub stop_timeout: Option<String>,
@@ -98,6 +101,7 @@ impl RunFlags {
             "--copy-back" => self.copy_back = true,
             "--runtime" => self.runtime = Some(string_value(command, parser)?),
             "--network" => self.network = Some(string_value(command, parser)?),
+            "-u" | "--user" => self.user = Some(string_value(command, parser)?),
             "--keep" => self.keep = true,
             "--no-init" => self.no_init = true,
             "--stop-timeout" => self.stop_timeout = Some(string_value(command, parser)?),
@@ -182,6 +186,11 @@ impl RunFlags {
             }
             None => None,
         };
+        let user = self
+            .user
+            .map(|u| check_user(&u).map(|()| u))
+            .transpose()
+            .map_err(bad)?;
         let image = match self.image {
             Some(i) if i.is_empty() => return Err(bad("--image needs a value".into())),
             Some(i) => {
@@ -213,8 +222,29 @@ impl RunFlags {
             command,
             runtime,
             agent: None,
+            user,
+            build: None,
         })
     }
+}
+
+/// `-u`: `UID[:GID]` or `NAME[:GROUP]`, as docker takes it.
+fn check_user(user: &str) -> std::result::Result<(), String> {
+    let bad =
+        |why: &str| format!("invalid --user {user:?}: {why} (expected UID[:GID] or NAME[:GROUP])");
+    let (name, group) = match user.split_once(':') {
+        Some((n, g)) => (n, Some(g)),
+        None => (user, None),
+    };
+    for part in std::iter::once(name).chain(group) {
+        if part.is_empty() {
+            return Err(bad("an empty part"));
+        }
+        if part.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
+            return Err(bad("a bad character"));
+        }
+    }
+    Ok(())
 }
 
 /// The workspace as an absolute path; it must be a directory.
@@ -472,6 +502,9 @@ pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>) -> String {
         ));
     }
     out.push_str(&format!("workdir: {}\n", spec.workdir));
+    if let Some(user) = &spec.user {
+        out.push_str(&format!("user: {user}\n"));
+    }
     let names: Vec<String> = spec.env.iter().map(|(k, _)| k.clone()).collect();
     out.push_str(&format!("env: {}\n", json(&names)));
     out.push_str(&format!(

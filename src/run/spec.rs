@@ -27,6 +27,18 @@ pub struct RunSpec {
     /// The agent preset this run is for (`moat claude`...): announced on start as
     /// `Started agent "NAME" (ID)`.
     pub agent: Option<&'static str>,
+    /// The user the command runs as (`UID[:GID]` or a name); the image's own when unset.
+    pub user: Option<String>,
+    /// How `image` is made when it is missing: moat builds it (an agent's image).
+    pub build: Option<Build>,
+}
+
+/// An image moat builds before the run, from its recipe.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub recipe: crate::image::Recipe,
+    /// Build even when an image with the recipe's tag exists (`--rebuild`).
+    pub rebuild: bool,
 }
 
 /// The workspace, and how it reaches the container.
@@ -74,6 +86,7 @@ impl RunSpec {
             tty,
             stdin,
             network: self.network.clone(),
+            user: self.user.clone(),
         }
     }
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::select;
 
-use super::{Event, Run, RunSpec, pumps};
+use super::{Build, Event, Run, RunSpec, pumps};
+use crate::image::{self, build::Ensured};
 use crate::outcome::{Ended, StopReason};
 use crate::runtime::{CreateSpec, ErrorKind, StartOptions};
 use crate::store::State;
@@ -24,6 +25,11 @@ impl Run {
     pub(super) fn drive(&mut self, spec: &RunSpec, forward_stdin: bool) -> Ended {
         let home = self.store.root().to_string_lossy().into_owned();
         let create = spec.container(&self.id, &home, self.tty, forward_stdin);
+        if let Some(build) = &spec.build
+            && let Err(ended) = self.build_image(build)
+        {
+            return ended;
+        }
         let container = match self.create(&create) {
             Ok(c) => c,
             Err(ended) => return ended,
@@ -141,6 +147,66 @@ impl Run {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(moat_failed(e.to_string())),
             None => Err(moat_failed("pulling the image: the pull stopped".into())),
+        }
+    }
+
+    /// Make sure the image the run builds exists, building it when it is missing. Like a
+    /// pull, the build runs beside the signal handling: a signal or a `moat stop` ends the
+    /// run at once, and the engine ends the build when moat's connection goes. On a
+    /// terminal one line shows the step and the builder's last line; elsewhere every line
+    /// is passed on, prefixed, so a CI log shows what happened.
+    fn build_image(&mut self, build: &Build) -> Result<(), Ended> {
+        let line = std::io::stderr()
+            .is_terminal()
+            .then(term::ProgressLine::new);
+        let rt = self.runtime.clone();
+        let recipe = build.recipe.clone();
+        let rebuild = build.rebuild;
+        let tag = recipe.tag();
+        let drawer = line.clone();
+        let built = self.beside_stops(move || {
+            let mut announced = false;
+            let cols = usize::from(term::size_or_default(2).1).max(20);
+            image::ensure(&*rt, &recipe, rebuild, |progress, text| {
+                if !announced {
+                    announced = true;
+                    term::notice(format_args!(
+                        "Building image {} ({} on {})...",
+                        recipe.tag(),
+                        recipe.spec(),
+                        recipe.base
+                    ));
+                }
+                match &drawer {
+                    Some(l) => {
+                        let shown = format!("{}: {}", progress.step_text(), text.trim());
+                        l.draw(&shown.chars().take(cols - 1).collect::<String>());
+                    }
+                    None => term::notice(format_args!("build: {text}")),
+                }
+            })
+        });
+        if let Some(line) = &line {
+            line.end();
+        }
+        match built? {
+            Some(Ok(Ensured::Found)) => Ok(()),
+            Some(Ok(Ensured::Built)) => {
+                term::notice(format_args!("Built image {tag}"));
+                Ok(())
+            }
+            Some(Err(failed)) => {
+                // Without a terminal every line was shown as it came.
+                if line.is_some() {
+                    for text in &failed.progress.tail {
+                        term::notice(format_args!("build: {text}"));
+                    }
+                }
+                Err(moat_failed(failed.to_string()))
+            }
+            None => Err(moat_failed(format!(
+                "building image {tag}: the build stopped"
+            ))),
         }
     }
 

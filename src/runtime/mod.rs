@@ -135,6 +135,8 @@ pub struct CreateSpec {
     /// Keep the container's stdin open for the session to write to.
     pub stdin: bool,
     pub network: Option<String>,
+    /// `UID[:GID]` or a user name; the image's user when unset.
+    pub user: Option<String>,
 }
 
 /// How to attach to the container when starting it.
@@ -233,6 +235,26 @@ pub trait Runtime: Send + Sync {
     /// Make sure the image is present, pulling it if needed; a pull tells its progress
     /// to `progress` when there is one (the caller draws it).
     fn ensure_image(&self, image: &str, progress: Option<Progress>) -> Result<()>;
+
+    /// Whether an image with this reference is present (nothing is pulled).
+    fn image_exists(&self, image: &str) -> Result<bool>;
+
+    /// Build an image from `context` (a tar holding a `Dockerfile`), tagged `tag` and
+    /// labelled `labels`, only once it is complete. Each line of the builder's output goes
+    /// to `output`; the builder's error is the build's failure.
+    fn build(
+        &self,
+        _tag: &str,
+        _labels: &[(String, String)],
+        _context: Vec<u8>,
+        _output: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Other,
+            "building the image",
+            "this runtime cannot build images",
+        ))
+    }
 
     /// Create the container; returns the runtime's container ID.
     fn create(&self, spec: &CreateSpec) -> Result<String>;

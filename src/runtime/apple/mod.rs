@@ -215,6 +215,10 @@ fn create_args(spec: &CreateSpec) -> Vec<String> {
         args.push("--network".into());
         args.push(network.clone());
     }
+    if let Some(user) = &spec.user {
+        args.push("--user".into());
+        args.push(user.clone());
+    }
     args.push(spec.image.clone());
     args.extend(spec.command.iter().cloned());
     args
@@ -269,6 +273,50 @@ impl Runtime for Apple {
                 ErrorKind::Other
             };
             Err(Error::new(kind, what, out.message()))
+        }
+    }
+
+    fn image_exists(&self, image: &str) -> Result<bool> {
+        let found = self.cli.call(
+            &format!("looking up image {image}"),
+            &["image", "inspect", image],
+            CALL_DEADLINE,
+            None,
+        )?;
+        Ok(found.status.success())
+    }
+
+    /// Through the CLI's `build`, from the context unpacked into a private directory.
+    /// Its output is handed on once it has ended.
+    fn build(
+        &self,
+        tag: &str,
+        labels: &[(String, String)],
+        context: Vec<u8>,
+        output: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        let what = format!("building image {tag}");
+        let dir = BuildDir::unpack(&context)
+            .map_err(|e| Error::new(ErrorKind::Other, &what, format!("the build context: {e}")))?;
+        let dockerfile = dir.0.join("Dockerfile");
+        let mut args: Vec<std::ffi::OsString> = vec!["build".into(), "--tag".into(), tag.into()];
+        for (k, v) in labels {
+            args.extend(["--label".into(), format!("{k}={v}").into()]);
+        }
+        args.extend([
+            "--file".into(),
+            dockerfile.into_os_string(),
+            dir.0.clone().into(),
+        ]);
+        let out = self.cli.call(&what, &args, PULL_DEADLINE, None)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in text.lines().chain(out.stderr.lines()) {
+            output(line);
+        }
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::Other, what, out.message()))
         }
     }
 
@@ -403,6 +451,28 @@ impl Runtime for Apple {
     }
 }
 
+/// A private directory holding a build context, removed when dropped.
+struct BuildDir(std::path::PathBuf);
+
+impl BuildDir {
+    fn unpack(context: &[u8]) -> std::io::Result<BuildDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("moat-build-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        let dir = BuildDir(path);
+        tar::Archive::new(context).unpack(&dir.0)?;
+        Ok(dir)
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +505,7 @@ mod tests {
             tty: false,
             stdin: true,
             network: Some("none".into()),
+            user: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! streams.
 
 mod attach;
+mod build;
 mod client;
 pub mod demux;
 mod podman;
@@ -192,18 +193,34 @@ impl Runtime for Docker {
     }
 
     fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
-        let what = format!("looking up image {image}");
+        match self.image_exists(image)? {
+            true => Ok(()),
+            false => pull::pull(&self.client, image, progress),
+        }
+    }
+
+    fn image_exists(&self, image: &str) -> Result<bool> {
         match self.client.call(
-            &what,
+            &format!("looking up image {image}"),
             "GET",
             &format!("/images/{}/json", encode(image)),
             None,
             Some(CALL_DEADLINE),
         ) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => pull::pull(&self.client, image, progress),
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    fn build(
+        &self,
+        tag: &str,
+        labels: &[(String, String)],
+        context: Vec<u8>,
+        output: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        build::build(&self.client, tag, labels, context, output)
     }
 
     fn create(&self, spec: &CreateSpec) -> Result<String> {
@@ -246,6 +263,9 @@ impl Runtime for Docker {
         });
         if !spec.command.is_empty() {
             body["Cmd"] = json!(spec.command);
+        }
+        if let Some(user) = &spec.user {
+            body["User"] = json!(user);
         }
         let body = serde_json::to_vec(&body).expect("a JSON value always serialises");
         let (_, answer) = self
