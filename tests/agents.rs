@@ -19,12 +19,7 @@ fn agent(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Output {
     cmd.args(args).env("HOME", &home);
     // The preset's own image is the default unless a test says --image.
     cmd.env_remove("MOAT_IMAGE");
-    for name in [
-        "ANTHROPIC_API_KEY",
-        "OPENAI_API_KEY",
-        "GEMINI_API_KEY",
-        "GOOGLE_API_KEY",
-    ] {
+    for name in common::AGENT_KEYS {
         cmd.env_remove(name);
     }
     for (k, v) in vars {
@@ -99,7 +94,11 @@ fn claude_with_a_prompt_runs_non_interactively_with_yolo_and_its_key() {
     );
     let record = env.record(&id);
     assert_eq!(record["interactive"], false);
-    assert_eq!(record["env"], serde_json::json!(["ANTHROPIC_API_KEY"]));
+    // The key by name; moat's own variables with it.
+    assert_eq!(
+        record["env"],
+        serde_json::json!(["ANTHROPIC_API_KEY", "IS_SANDBOX", "HOME"])
+    );
     assert_eq!(record["command"][0], "claude");
     // The key's value reaches the container, never the disk or the screen.
     for dir in env.run_dirs() {
@@ -251,19 +250,19 @@ fn dry_run_prints_argv_image_env_names_and_mounts_and_creates_nothing() {
             "claude",
             &["claude", "--dry-run", "-p", "do it", "-e", "EXTRA=1"],
             r#"argv: ["claude","--dangerously-skip-permissions","-p","do it"]"#,
-            r#"env: ["EXTRA","ANTHROPIC_API_KEY"]"#,
+            r#"env: ["EXTRA","ANTHROPIC_API_KEY","IS_SANDBOX","HOME"]"#,
         ),
         (
             "codex",
             &["codex", "--dry-run", "-p", "do it"],
             r#"argv: ["codex","exec","do it"]"#,
-            r#"env: ["OPENAI_API_KEY"]"#,
+            r#"env: ["OPENAI_API_KEY","HOME"]"#,
         ),
         (
             "gemini",
             &["gemini", "--dry-run"],
             r#"argv: ["gemini"]"#,
-            r#"env: ["GEMINI_API_KEY"]"#,
+            r#"env: ["GEMINI_API_KEY","HOME"]"#,
         ),
     ];
     for (name, args, argv, env_line) in cases {
@@ -280,8 +279,36 @@ fn dry_run_prints_argv_image_env_names_and_mounts_and_creates_nothing() {
         let stdout = text(&out.stdout);
         assert!(stdout.lines().any(|l| l == argv), "{name}: {stdout}");
         assert!(stdout.lines().any(|l| l == env_line), "{name}: {stdout}");
+        // The image is the agent's own, tagged by its recipe, built when missing.
+        let image = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("image: "))
+            .unwrap_or_else(|| panic!("{name}: no image line: {stdout}"));
+        let hash = image
+            .strip_prefix(&format!("moat/{name}:"))
+            .unwrap_or_else(|| panic!("{name}: {image}"));
         assert!(
-            stdout.contains(&format!("image: moat/{name}:latest")),
+            hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{name}: {image}"
+        );
+        assert!(
+            stdout.lines().any(
+                |l| l.starts_with(&format!("build: {image} from node:22-bookworm-slim with @"))
+            ),
+            "{name}: {stdout}"
+        );
+        // It runs as the workspace's owner, with its state in the store.
+        let owner = {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(&env.ws).expect("stat workspace");
+            format!("user: {}:{}", m.uid(), m.gid())
+        };
+        assert!(stdout.lines().any(|l| l == owner), "{name}: {stdout}");
+        let state = format!("{}/agents/{name}/", env.home.display());
+        assert!(
+            stdout.lines().any(|l| l.starts_with("mount: ")
+                && l.contains(&state)
+                && l.ends_with(" -> /home/agent")),
             "{name}: {stdout}"
         );
         assert!(stdout.contains("-> /workspace"), "{name}: {stdout}");
@@ -303,15 +330,38 @@ fn dry_run_prints_argv_image_env_names_and_mounts_and_creates_nothing() {
             "{name}: {stdout}"
         );
     }
-    // claude's config directory, when the host has one, is mounted.
+    // The host's config directory is never mounted: the state is seeded from it.
     let out = agent(&env, &["claude", "--dry-run"], &[]);
     let stdout = text(&out.stdout);
+    assert!(!stdout.contains(".claude ->"), "{stdout}");
     assert!(
-        stdout.contains(&format!(
-            "mount: {} -> /root/.claude",
-            home.join(".claude").display()
-        )),
+        stdout.contains("(seeded from ~/.claude on first use)"),
         "{stdout}"
     );
+    // The pinned version shows, and --agent-version replaces it.
+    let out = agent(
+        &env,
+        &["codex", "--dry-run", "--agent-version", "9.9.9"],
+        &[],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(" with @openai/codex@9.9.9 and "),
+        "{stdout}"
+    );
+    let help = text(&agent(&env, &["codex", "--help"], &[]).stdout);
+    assert!(help.contains("@openai/codex@0."), "{help}");
+    // --image builds nothing.
+    let out = agent(&env, &["gemini", "--dry-run", "--image", AGENTS_IMAGE], &[]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("image: {AGENTS_IMAGE}\n")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("build:"), "{stdout}");
     assert!(env.run_dirs().is_empty(), "dry runs create nothing");
+    assert!(
+        !env.home.join("agents").exists(),
+        "dry runs create no state"
+    );
 }

@@ -3,19 +3,32 @@
 //! Adding an agent is adding a declaration.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::run::{RunFlags, split_command};
 use super::{at_most_one, parse_args, say, string_value};
 use crate::error::{Error, Result};
-use crate::{run, term};
+use crate::runtime::reference::check as check_image;
+use crate::store::Store;
+use crate::{image, run, runtime, term};
 
-/// What moat needs to know to run one agent CLI.
+/// The image an agent's image starts from unless `MOAT_AGENT_BASE` names another: Debian
+/// with Node and npm.
+pub const DEFAULT_BASE: &str = "node:22-bookworm-slim";
+
+/// The Debian packages the agents expect (a shell is in the base already). One list for
+/// all: the image layer that installs them is then built once and shared by every
+/// agent's image. claude uses python3; gemini's optional native modules build with it.
+const TOOLS: &[&str] = &["ca-certificates", "git", "python3"];
+
+/// What moat needs to know to build and run one agent CLI.
 pub struct Agent {
     /// The subcommand and the agent's name, e.g. `claude`.
     pub name: &'static str,
-    /// The image used unless `--image` (or `$MOAT_IMAGE`) says otherwise.
-    pub image: &'static str,
+    /// The agent CLI's npm package, and the version moat installs: the one place the
+    /// versions live.
+    pub package: &'static str,
+    pub version: &'static str,
     /// The agent's executable.
     pub program: &'static str,
     /// Arguments that run a prompt non-interactively; `{prompt}` is replaced by it.
@@ -26,9 +39,13 @@ pub struct Agent {
     pub resumable: bool,
     /// Host variables passed through when set (their values never reach disk or screen).
     pub env: &'static [&'static str],
-    /// The agent's config directory under the host's home, mounted at the same place
-    /// under the container's home when it exists.
-    pub config_dir: Option<&'static str>,
+    /// Variables the agent always gets, with moat's values.
+    pub set_env: &'static [(&'static str, &'static str)],
+    /// The agent's config directory under a home (`.claude`).
+    pub config_dir: &'static str,
+    /// Files of the host's config directory that seed the agent's state on first use:
+    /// settings and instructions, never credentials.
+    pub seed: &'static [&'static str],
     /// Hosts the agent talks to (printed by `--dry-run`, for network policies).
     pub hosts: &'static [&'static str],
 }
@@ -36,35 +53,46 @@ pub struct Agent {
 pub const AGENTS: &[Agent] = &[
     Agent {
         name: "claude",
-        image: "moat/claude:latest",
+        package: "@anthropic-ai/claude-code",
+        version: "2.1.332",
         program: "claude",
         prompt_args: &["-p", "{prompt}"],
         yolo_flag: Some("--dangerously-skip-permissions"),
         resumable: true,
         env: &["ANTHROPIC_API_KEY"],
-        config_dir: Some(".claude"),
+        // claude refuses to skip its permission prompts as root outside a sandbox; the
+        // container is one (the workspace's owner may be root, as in many CI jobs).
+        set_env: &[("IS_SANDBOX", "1")],
+        config_dir: ".claude",
+        seed: &["settings.json", "CLAUDE.md"],
         hosts: &["api.anthropic.com"],
     },
     Agent {
         name: "codex",
-        image: "moat/codex:latest",
+        package: "@openai/codex",
+        version: "0.171.0",
         program: "codex",
         prompt_args: &["exec", "{prompt}"],
         yolo_flag: None,
         resumable: false,
         env: &["OPENAI_API_KEY"],
-        config_dir: Some(".codex"),
+        set_env: &[],
+        config_dir: ".codex",
+        seed: &["config.toml", "AGENTS.md"],
         hosts: &["api.openai.com"],
     },
     Agent {
         name: "gemini",
-        image: "moat/gemini:latest",
+        package: "@google/gemini-cli",
+        version: "0.61.0",
         program: "gemini",
         prompt_args: &["-p", "{prompt}"],
         yolo_flag: None,
         resumable: false,
         env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-        config_dir: Some(".gemini"),
+        set_env: &[],
+        config_dir: ".gemini",
+        seed: &["settings.json", "GEMINI.md"],
         hosts: &["generativelanguage.googleapis.com"],
     },
 ];
@@ -80,15 +108,30 @@ fn help(agent: &Agent) -> String {
 Usage: moat {name} [PATH] [-p PROMPT] [FLAGS] [-- ARGS...]
 
 Without -p the session is interactive; with -p it runs the prompt and exits.
-ARGS go to `{program}` unchanged. Image: {image} unless --image.
+ARGS go to `{program}` unchanged.
+
+Image: moat builds moat/{name}:<recipe hash> when it is missing, from
+$MOAT_AGENT_BASE (default {base}) with {package}@{version} and
+{tools}; $MOAT_CA_CERTS (a PEM file) is trusted in the build and in the image.
+--image IMAGE runs that image instead and builds nothing.
+The agent runs as the workspace's owner, with its state (its home) kept per
+workspace under $MOAT_HOME/agents/{name}/, seeded from ~/{config}/ on first use
+({seed}; never credentials).
 Passed through when set on the host: {env}.
 
 Agent flags:
   -p, --prompt PROMPT      run PROMPT non-interactively
+      --rebuild            build the image even when it exists
+      --agent-version V    install version V of {package} instead of {version}
 ",
         name = agent.name,
         program = agent.program,
-        image = agent.image,
+        base = DEFAULT_BASE,
+        package = agent.package,
+        version = agent.version,
+        tools = TOOLS.join(", "),
+        config = agent.config_dir,
+        seed = agent.seed.join(", "),
         env = agent.env.join(", "),
     );
     if agent.yolo_flag.is_some() {
@@ -101,8 +144,9 @@ Agent flags:
     text.push_str(
         "
 Run flags (as for moat run): -n/--name, --image, -e/--env, -m/--mount,
--w/--workdir, --workspace, --copy-back, --runtime, --network, --keep, --no-init,
---stop-timeout, --timeout, --dry-run, -i/--interactive. -h/--help shows this help.",
+-w/--workdir, --workspace, --copy-back, --runtime, --network, -u/--user, --keep,
+--no-init, --stop-timeout, --timeout, --dry-run, -i/--interactive.
+-h/--help shows this help.",
     );
     text
 }
@@ -112,6 +156,8 @@ Run flags (as for moat run): -n/--name, --image, -e/--env, -m/--mount,
 struct AgentArgs {
     prompt: Option<String>,
     noyolo: bool,
+    rebuild: bool,
+    version: Option<String>,
     resume: Option<Resume>,
     extra: Vec<String>,
 }
@@ -161,6 +207,8 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
         match key {
             "-p" | "--prompt" => ours.prompt = Some(string_value(usage_of, parser)?),
             "--noyolo" if agent.yolo_flag.is_some() => ours.noyolo = true,
+            "--rebuild" => ours.rebuild = true,
+            "--agent-version" => ours.version = Some(string_value(usage_of, parser)?),
             "--continue" if agent.resumable => {
                 if matches!(ours.resume, Some(Resume::Session(_))) {
                     return Err(conflict(usage_of));
@@ -192,41 +240,209 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
 
     // A prompt runs to completion on its own; otherwise the agent is a conversation.
     flags.interactive = flags.interactive || ours.prompt.is_none();
-    if flags.image.is_none() && std::env::var_os("MOAT_IMAGE").is_none_or(|v| v.is_empty()) {
-        flags.image = Some(agent.image.to_string());
-    }
     for name in agent.env {
         if std::env::var_os(name).is_some() && !flags.env.iter().any(|e| env_name(e) == *name) {
             flags.env.push((*name).to_string());
         }
     }
-    if let (Some(dir), Some(home)) = (agent.config_dir, std::env::var_os("HOME")) {
-        let host = PathBuf::from(home).join(dir);
-        if host.is_dir() {
-            flags
-                .mounts
-                .push(format!("{}:/root/{dir}", host.to_string_lossy()));
+    for (name, value) in agent.set_env {
+        if !flags.env.iter().any(|e| env_name(e) == *name) {
+            flags.env.push(format!("{name}={value}"));
         }
     }
+    let recipe = match &flags.image {
+        Some(_) => None,
+        None => Some(recipe(agent, ours.version.as_deref(), usage_of)?),
+    };
+    if let Some(recipe) = &recipe {
+        flags.image = Some(recipe.tag());
+    }
     let dry_run = flags.dry_run;
+    let user_given = flags.user.is_some();
     let mut spec = flags.into_spec(usage_of, workspace, argv(agent, &ours))?;
     spec.agent = Some(agent.name);
+    spec.build = recipe.map(|recipe| run::Build {
+        recipe,
+        rebuild: ours.rebuild,
+    });
+    let owner = owner_of(&spec.workspace.path)
+        .map_err(|e| Error::moat(format!("workspace {}: {e}", spec.workspace.path.display())))?;
+    if !user_given {
+        spec.user = Some(format!("{}:{}", owner.0, owner.1));
+    }
+    // The agent's home holds its state; it is kept on this machine, so only an engine
+    // that sees this machine's files can mount it.
+    let state = runtime::sees_host_files(spec.runtime).then(|| {
+        let store = Store::open().map_err(|e| Error::moat(e.to_string()))?;
+        Ok::<_, Error>(store.agent_state_dir(agent.name, &spec.workspace.path))
+    });
+    let state = state.transpose()?;
+    if let Some(dir) = &state {
+        spec.mounts.push(runtime::Mount {
+            source: dir.clone(),
+            target: image::AGENT_HOME.into(),
+            read_only: false,
+        });
+        if !spec.env.iter().any(|(k, _)| k == "HOME") {
+            spec.env.push(("HOME".into(), image::AGENT_HOME.into()));
+        }
+    }
     if dry_run {
         super::run::dry_run(&spec)?;
+        if let Some(build) = &spec.build {
+            say(format_args!(
+                "build: {} from {} with {} and {} (when missing{})",
+                build.recipe.tag(),
+                build.recipe.base,
+                build.recipe.spec(),
+                build.recipe.tools.join(", "),
+                if build.rebuild {
+                    "; --rebuild: always"
+                } else {
+                    ""
+                }
+            ))?;
+        }
+        match &state {
+            Some(dir) => say(format_args!(
+                "state: {} -> {} (seeded from ~/{} on first use)",
+                dir.display(),
+                image::AGENT_HOME,
+                agent.config_dir
+            ))?,
+            None => say("state: not kept (the engine cannot see this machine's files)")?,
+        }
         if !agent.hosts.is_empty() {
             say(format_args!("hosts: {}", agent.hosts.join(", ")))?;
         }
         return Ok(0);
     }
+    if let Some(dir) = &state {
+        prepare_state(agent, dir, owner).map_err(|e| {
+            Error::moat(format!(
+                "preparing the agent's state in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
     let image = spec.image.clone();
+    let built = spec.build.is_some();
     let code = run::execute(spec)?;
-    if code == 127 {
+    if code == 127 && !built {
         term::warn(format_args!(
             "hint: if the image {image} has no `{}` command, choose one that does with --image",
             agent.program
         ));
     }
     Ok(code)
+}
+
+/// The agent's image recipe: its declaration, the base from `MOAT_AGENT_BASE`, the CA
+/// bundle from `MOAT_CA_CERTS`, and `--agent-version`.
+fn recipe(agent: &Agent, version: Option<&str>, usage_of: &'static str) -> Result<image::Recipe> {
+    let base = match std::env::var("MOAT_AGENT_BASE") {
+        Ok(b) if !b.is_empty() => {
+            check_image(&b).map_err(|why| {
+                Error::usage(usage_of, format!("invalid MOAT_AGENT_BASE {b:?}: {why}"))
+            })?;
+            b
+        }
+        _ => DEFAULT_BASE.to_string(),
+    };
+    if let Some(v) = version
+        && (v.is_empty()
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c)))
+    {
+        return Err(Error::usage(
+            usage_of,
+            format!("invalid --agent-version {v:?}: expected a version such as 1.2.3"),
+        ));
+    }
+    let ca_certs = match std::env::var_os("MOAT_CA_CERTS") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            let pem = std::fs::read(&path).map_err(|e| {
+                Error::moat(format!(
+                    "MOAT_CA_CERTS {}: {}",
+                    path.display(),
+                    crate::io_reason::io_reason(&e)
+                ))
+            })?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(Error::moat(format!(
+                    "MOAT_CA_CERTS {}: no PEM certificate in it",
+                    path.display()
+                )));
+            }
+            Some(pem)
+        }
+        _ => None,
+    };
+    Ok(image::Recipe {
+        name: agent.name.to_string(),
+        base,
+        package: agent.package.to_string(),
+        version: version.unwrap_or(agent.version).to_string(),
+        tools: TOOLS.iter().map(|t| t.to_string()).collect(),
+        ca_certs,
+    })
+}
+
+/// The uid and gid that own the workspace: the agent runs as them, so what it writes
+/// there belongs to the workspace's owner.
+fn owner_of(workspace: &Path) -> std::io::Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(workspace)?;
+    Ok((meta.uid(), meta.gid()))
+}
+
+/// Make the agent's state directory when it is missing: private, owned by the user the
+/// agent runs as, and seeded with the host's settings (never its credentials).
+fn prepare_state(agent: &Agent, dir: &Path, (uid, gid): (u32, u32)) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)?;
+    // Made beside and renamed into place, so a half-seeded state is never found.
+    let partial = parent.join(format!(
+        ".{}.{}",
+        dir.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&partial);
+    let config = partial.join(agent.config_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config)?;
+    let host_config = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(agent.config_dir));
+    for name in agent.seed {
+        let Some(from) = host_config.as_ref().map(|c| c.join(name)) else {
+            break;
+        };
+        if from.is_file() {
+            std::fs::copy(&from, config.join(name))?;
+            std::os::unix::fs::chown(config.join(name), Some(uid), Some(gid))?;
+        }
+    }
+    std::os::unix::fs::chown(&config, Some(uid), Some(gid))?;
+    std::os::unix::fs::chown(&partial, Some(uid), Some(gid))?;
+    match std::fs::rename(&partial, dir) {
+        Ok(()) => Ok(()),
+        // Another run of the same workspace made it first: use that one.
+        Err(_) if dir.exists() => {
+            let _ = std::fs::remove_dir_all(&partial);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn conflict(command: &'static str) -> Error {

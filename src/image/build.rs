@@ -105,7 +105,7 @@ fn shortened(instruction: &str) -> String {
 /// `The command '/bin/sh -c ...' returned a non-zero code: N`.
 fn why(detail: &str) -> String {
     match detail.rsplit_once("returned a non-zero code: ") {
-        Some((_, code)) if detail.starts_with("The command ") => {
+        Some((before, code)) if before.contains("The command ") => {
             format!("the command exited with {code}")
         }
         _ => detail.to_string(),
@@ -178,6 +178,10 @@ mod tests {
         assert_eq!(
             why("The command '/bin/sh -c npm i' returned a non-zero code: 1"),
             "the command exited with 1"
+        );
+        assert_eq!(
+            why("Error: The command '/bin/sh -c x' returned a non-zero code: 3"),
+            "the command exited with 3"
         );
         assert_eq!(why("exit status 1"), "exit status 1");
     }

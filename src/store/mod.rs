@@ -124,6 +124,39 @@ impl Store {
         self.runs.parent().unwrap_or(&self.runs)
     }
 
+    /// Where agent `agent` keeps its state (its home) for `workspace`:
+    /// `agents/AGENT/<workspace's name>-<hash of its path>`, one per workspace so that a
+    /// session continued in one project is that project's. Nothing is created here.
+    pub fn agent_state_dir(&self, agent: &str, workspace: &Path) -> PathBuf {
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            workspace.as_os_str().as_encoded_bytes(),
+        );
+        let hash: String = digest.as_ref()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let name: String = workspace
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let name = if name.is_empty() { "root".into() } else { name };
+        self.root()
+            .join("agents")
+            .join(agent)
+            .join(format!("{name}-{hash}"))
+    }
+
     /// The directory of run `id`. Callers pass only validated IDs ([`id::is_run_id`]).
     pub fn dir(&self, id: &str) -> PathBuf {
         debug_assert!(id::is_run_id(id), "not a run id: {id}");

@@ -38,6 +38,15 @@ pub const IMAGE: &str = "moat-test/busybox:latest";
 /// on this machine, so the bind sees the test's files there too.
 pub const SHARED_WORKSPACE: &str = "--workspace=bind";
 
+/// The API-key variables the agent presets pass through: tests clear them, so only a key
+/// a test sets reaches moat.
+pub const AGENT_KEYS: [&str; 4] = [
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+];
+
 /// The stand-in for Apple's `container` CLI (see its header for its switches).
 pub const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/container");
 
