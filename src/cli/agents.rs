@@ -143,9 +143,9 @@ Agent flags:
     }
     text.push_str(
         "
-Run flags (as for moat run): -n/--name, --image, -e/--env, -m/--mount,
--w/--workdir, --workspace, --copy-back, --runtime, --network, -u/--user, --keep,
---no-init, --stop-timeout, --timeout, --dry-run, -i/--interactive.
+Every flag of moat run works here too (-n, --image, -e, --env-file, -m, --memory,
+--publish (not -p), --network, -u, --keep, --timeout, --dry-run...: moat run --help
+lists them).
 -h/--help shows this help.",
     );
     text
@@ -201,11 +201,16 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
     let usage_of = agent.name;
     let help_text = help(agent);
     let Some(values) = parse_args(usage_of, &help_text, args, |key, parser| {
+        // `-p` is the agent's prompt here, as in the agents' own CLIs (`--publish` still
+        // publishes a port).
+        if matches!(key, "-p" | "--prompt") {
+            ours.prompt = Some(string_value(usage_of, parser)?);
+            return Ok(true);
+        }
         if flags.take(usage_of, key, parser)? {
             return Ok(true);
         }
         match key {
-            "-p" | "--prompt" => ours.prompt = Some(string_value(usage_of, parser)?),
             "--noyolo" if agent.yolo_flag.is_some() => ours.noyolo = true,
             "--rebuild" => ours.rebuild = true,
             "--agent-version" => ours.version = Some(string_value(usage_of, parser)?),

@@ -84,6 +84,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         "AGE".into(),
         "IMAGE".into(),
         "COMMAND".into(),
+        "PORTS".into(),
     ]];
     for e in &entries {
         let row = match e {
@@ -101,6 +102,12 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                         .unwrap_or_else(|| "?".into()),
                     r.image.clone(),
                     command_text(&r.command),
+                    // Published ports are the live run's: they close with it.
+                    if c.state_text() == "running" {
+                        r.ports.join(", ")
+                    } else {
+                        String::new()
+                    },
                 ]
             }
             Listed::Corrupt { dir, why } => [
@@ -111,6 +118,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
                 "-".into(),
                 "-".into(),
                 why.clone(),
+                String::new(),
             ],
         };
         // Recorded text is shown, never acted on by the terminal.

@@ -4,6 +4,7 @@
 pub mod address;
 mod agents;
 mod clean;
+mod container_flags;
 mod destroy;
 mod list;
 mod logs;

@@ -4,9 +4,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::container_flags::{ContainerFlags, read_env_file};
 use super::{at_most_one, parse_args, say_text, string_value};
 use crate::error::{Error, Result};
-use crate::run::{self, RunSpec, Workspace};
+use crate::run::{self, Pull, RunSpec, Workspace};
 use crate::runtime::endpoint::Endpoint;
 use crate::runtime::reference::check as check_image;
 use crate::runtime::{self, Kind, Mount};
@@ -22,13 +23,18 @@ Usage: moat run [PATH] [FLAGS] [-- CMD...]
 PATH (default .) is the workspace, at /workspace in the container, the working
 directory. CMD defaults to the image's command. moat exits with the command's exit code.
 
-Flags:
+Run:
   -i, --interactive        attach stdin; with a terminal, give the container a TTY
                            (escape: Ctrl-/ then k stops the run)
   -n, --name NAME          name the run (default: a random adjective-animal)
       --image IMAGE        image to run (default $MOAT_IMAGE, else ubuntu:22.04)
+      --pull WHEN          missing (default), always, or never (a missing image fails)
+      --platform P         the image's platform, e.g. linux/arm64
+      --entrypoint CMD     run CMD instead of the image's entrypoint (\"\" for none)
   -e, --env KEY=VALUE      set a variable in the container; -e KEY passes the host's value
+      --env-file FILE      variables from FILE, one KEY=VALUE (or KEY) a line, # comments
   -m, --mount SRC:DST[:ro] bind-mount a host path (read-only with :ro)
+      --tmpfs PATH[:OPTS]  mount a tmpfs at PATH (OPTS as mount(8): size=64m,mode=1777)
   -w, --workdir DIR        working directory in the container (default /workspace)
       --workspace MODE     how PATH reaches the container: bind (mounted read-write,
                            the default when the engine sees this machine's files),
@@ -39,12 +45,12 @@ Flags:
                            added or changed back into PATH. Nothing is deleted; a file
                            also changed on the host meanwhile is a conflict, reported,
                            and the host's version kept; excluded paths never come back
+  -u, --user UID[:GID]     run the command as this user (or NAME[:GROUP]); default
+                           the image's
+  -l, --label KEY=VALUE    label the container (moat.* labels are moat's own)
       --runtime RUNTIME    docker, podman or apple (default $MOAT_RUNTIME, else
                            automatic: DOCKER_HOST, the Docker context, Docker's
                            socket, then Podman's)
-      --network NETWORK    none, bridge or a network name
-  -u, --user UID[:GID]     run the command as this user (or NAME[:GROUP]); default
-                           the image's
       --keep               do not remove the container when the run ends
       --no-init            run the command as PID 1 instead of under the engine's init
       --stop-timeout SECS  grace period between the stop signal and a kill (default 10,
@@ -52,6 +58,33 @@ Flags:
       --timeout DURATION   stop the run after DURATION (90s, 5m, 2h; at most 365d); exits 124
       --dry-run            print what would run and create nothing
   -h, --help               show this help
+
+Resources:
+      --memory SIZE        memory limit (512m, 2g)
+      --memory-swap SIZE   memory plus swap limit (-1: unlimited swap)
+      --cpus N             CPUs (1.5)
+      --pids-limit N       processes (-1: no limit)
+      --shm-size SIZE      size of /dev/shm
+      --ulimit N=S[:H]     a resource limit, e.g. nofile=1024:2048
+      --gpus GPUS          all, a count, or device=ID[,ID...]
+
+Network:
+      --network NETWORK    none, bridge or a network name
+  -p, --publish [IP:][HOST:]PORT[/PROTO]
+                           publish a container port (no HOST: a random one); the
+                           ports are recorded, shown by moat list, and printed on start
+                           on a terminal
+  -P, --publish-all        publish every port the image exposes, on random ports
+      --hostname NAME      the container's host name
+      --add-host HOST:IP   add a line to /etc/hosts (IP may be host-gateway)
+      --dns IP             a DNS server
+
+Security:
+      --read-only          mount the container's root file system read-only
+      --cap-add CAP        add a Linux capability (NET_ADMIN...; ALL)
+      --cap-drop CAP       drop a Linux capability
+      --security-opt OPT   a security option (no-new-privileges, seccomp=...)
+      --privileged         give the container every capability and device
 
 Signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT...) are forwarded to the command; a kill
 follows after --stop-timeout; a second SIGINT kills at once.
@@ -74,6 +107,9 @@ pub struct RunFlags {
     pub runtime: Option<String>,
     pub network: Option<String>,
     pub user: Option<String>,
+    pub env_files: Vec<String>,
+    pub pull: Option<String>,
+    pub container: ContainerFlags,
     pub keep: bool,
     pub no_init: bool,
     pub stop_timeout: Option<String>,
@@ -102,12 +138,14 @@ impl RunFlags {
             "--runtime" => self.runtime = Some(string_value(command, parser)?),
             "--network" => self.network = Some(string_value(command, parser)?),
             "-u" | "--user" => self.user = Some(string_value(command, parser)?),
+            "--env-file" => self.env_files.push(string_value(command, parser)?),
+            "--pull" => self.pull = Some(string_value(command, parser)?),
             "--keep" => self.keep = true,
             "--no-init" => self.no_init = true,
             "--stop-timeout" => self.stop_timeout = Some(string_value(command, parser)?),
             "--timeout" => self.timeout = Some(string_value(command, parser)?),
             "--dry-run" => self.dry_run = true,
-            _ => return Ok(false),
+            _ => return self.container.take(command, key, parser),
         }
         Ok(true)
     }
@@ -125,15 +163,15 @@ impl RunFlags {
         if let Some(name) = &self.name {
             validate_name(name).map_err(bad)?;
         }
-        let env = self
-            .env
-            .iter()
-            .map(|e| parse_env(e))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(bad)?
-            .into_iter()
-            .flatten()
-            .collect();
+        // Docker's order: the files' variables, then `-e`; a later one wins.
+        let mut env = Vec::new();
+        for file in &self.env_files {
+            env.extend(read_env_file(Path::new(file)).map_err(bad)?);
+        }
+        for e in &self.env {
+            env.extend(parse_env(e).map_err(bad)?);
+        }
+        let env = last_wins(env);
         let mounts = self
             .mounts
             .iter()
@@ -206,6 +244,24 @@ impl RunFlags {
                 _ => "ubuntu:22.04".into(),
             },
         };
+        let pull = match self.pull.as_deref() {
+            None | Some("missing") => Pull::Missing,
+            Some("always") => Pull::Always,
+            Some("never") => Pull::Never,
+            Some(other) => {
+                return Err(bad(format!(
+                    "invalid --pull {other:?}: use missing, always or never"
+                )));
+            }
+        };
+        let options = self.container.parse().map_err(bad)?;
+        if runtime == Kind::Apple
+            && let Some(flag) = self.container.given().first()
+        {
+            return Err(bad(format!(
+                "{flag} is not supported on Apple's runtime (its CLI has no such setting moat can rely on)"
+            )));
+        }
         Ok(RunSpec {
             workspace,
             image,
@@ -224,8 +280,20 @@ impl RunFlags {
             agent: None,
             user,
             build: None,
+            options,
+            pull,
         })
     }
+}
+
+/// Each variable once, at the place and with the value of its last setting.
+fn last_wins(vars: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(vars.len());
+    for (k, v) in vars {
+        out.retain(|(name, _)| *name != k);
+        out.push((k, v));
+    }
+    out
 }
 
 /// `-u`: `UID[:GID]` or `NAME[:GROUP]`, as docker takes it.
@@ -517,7 +585,86 @@ pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>) -> String {
     if let Some(t) = spec.timeout {
         out.push_str(&format!("timeout: {}\n", time::format_duration(t)));
     }
+    if spec.pull != Pull::Missing {
+        out.push_str(&format!("pull: {:?}\n", spec.pull).to_lowercase());
+    }
+    for line in describe_options(&spec.options) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
+}
+
+/// `--dry-run`'s lines for the `docker run` flags given, in the engine's terms.
+fn describe_options(o: &runtime::ContainerOptions) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut num = |name: &str, v: Option<i64>| {
+        if let Some(v) = v {
+            lines.push(format!("{name}: {v}"));
+        }
+    };
+    num("memory", o.memory);
+    num("memory_swap", o.memory_swap);
+    num("nano_cpus", o.nano_cpus);
+    num("pids_limit", o.pids_limit);
+    num("shm_size", o.shm_size);
+    for u in &o.ulimits {
+        lines.push(format!("ulimit: {}={}:{}", u.name, u.soft, u.hard));
+    }
+    for p in &o.publish {
+        let host = p.host_port.map_or("random".to_string(), |h| h.to_string());
+        let ip = if p.host_ip.is_empty() {
+            "*"
+        } else {
+            &p.host_ip
+        };
+        lines.push(format!(
+            "publish: {ip}:{host} -> {}/{}",
+            p.container_port, p.proto
+        ));
+    }
+    if o.publish_all {
+        lines.push("publish: every exposed port".into());
+    }
+    if let Some(e) = &o.entrypoint {
+        lines.push(format!(
+            "entrypoint: {}",
+            serde_json::to_string(e).expect("strings")
+        ));
+    }
+    let mut list = |name: &str, values: Vec<String>| {
+        for v in values {
+            lines.push(format!("{name}: {v}"));
+        }
+    };
+    list(
+        "label",
+        o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    );
+    list("hostname", o.hostname.iter().cloned().collect());
+    list("add_host", o.extra_hosts.clone());
+    list("dns", o.dns.clone());
+    list(
+        "tmpfs",
+        o.tmpfs
+            .iter()
+            .map(|(p, opts)| format!("{p} {opts}"))
+            .collect(),
+    );
+    list("cap_add", o.cap_add.clone());
+    list("cap_drop", o.cap_drop.clone());
+    list("security_opt", o.security_opt.clone());
+    list("platform", o.platform.iter().cloned().collect());
+    if o.read_only {
+        lines.push("read_only: true".into());
+    }
+    if o.privileged {
+        lines.push("privileged: true".into());
+    }
+    if let Some(g) = &o.gpus {
+        lines.push(format!("gpus: {g:?}"));
+    }
+    lines
 }
 
 /// Entry point for `moat run`.

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-pub use spec::{Build, RunSpec, Workspace};
+pub use spec::{Build, Pull, RunSpec, Workspace};
 
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};

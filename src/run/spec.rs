@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runtime::{CreateSpec, Kind, Mount};
+use crate::runtime::{ContainerOptions, CreateSpec, Kind, Mount};
 use crate::workspace::{self, Ignore, Mode};
 
 /// What the user asked `moat run` to do.
@@ -31,6 +31,21 @@ pub struct RunSpec {
     pub user: Option<String>,
     /// How `image` is made when it is missing: moat builds it (an agent's image).
     pub build: Option<Build>,
+    /// The settings of `docker run`'s flags.
+    pub options: ContainerOptions,
+    /// When to pull the image (`--pull`).
+    pub pull: Pull,
+}
+
+/// `--pull`: when the image is pulled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pull {
+    /// Only when it is not present (the default).
+    #[default]
+    Missing,
+    Always,
+    /// Never: a missing image fails the run.
+    Never,
 }
 
 /// An image moat builds before the run, from its recipe.
@@ -87,6 +102,7 @@ impl RunSpec {
             stdin,
             network: self.network.clone(),
             user: self.user.clone(),
+            options: self.options.clone(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::select;
 
-use super::{Build, Event, Run, RunSpec, pumps};
+use super::{Build, Event, Pull, Run, RunSpec, pumps};
 use crate::image::{self, build::Ensured};
 use crate::outcome::{Ended, StopReason};
 use crate::runtime::{CreateSpec, ErrorKind, StartOptions};
@@ -30,7 +30,7 @@ impl Run {
         {
             return ended;
         }
-        let container = match self.create(&create) {
+        let container = match self.create(&create, spec.pull) {
             Ok(c) => c,
             Err(ended) => return ended,
         };
@@ -92,6 +92,9 @@ impl Run {
         self.started = true;
         let requested_stop = self.mark_running(spec.timeout);
         self.announce(spec.agent);
+        if !spec.options.publish.is_empty() || spec.options.publish_all {
+            self.record_ports(&container);
+        }
 
         if let Err(e) = pumps::spawn_output(session.output, log, self.events_tx.clone()) {
             return self.abandon(&container, format!("starting the output pump: {e}"));
@@ -109,13 +112,24 @@ impl Run {
         self.follow(&container, session.exit, session.resizer, spec.timeout)
     }
 
-    /// Create the container; pull its image first when it is missing. Creating first
+    /// Create the container; pull its image first when it is missing (`--pull missing`),
+    /// always (`always`) or never (`never`: a missing image fails the run). Creating first
     /// and pulling only then costs the common case one engine call instead of two.
-    fn create(&mut self, create: &CreateSpec) -> Result<String, Ended> {
+    fn create(&mut self, create: &CreateSpec, pull: Pull) -> Result<String, Ended> {
+        let platform = create.options.platform.as_deref();
+        if pull == Pull::Always {
+            self.pull(&create.image, platform)?;
+        }
         match self.runtime.create(create) {
             Ok(c) => Ok(c),
+            Err(e) if e.kind == ErrorKind::ImageNotFound && pull == Pull::Never => {
+                Err(moat_failed(format!(
+                    "image {} is not present, and --pull never does not pull it",
+                    create.image
+                )))
+            }
             Err(e) if e.kind == ErrorKind::ImageNotFound => {
-                self.pull(&create.image)?;
+                self.pull(&create.image, platform)?;
                 self.runtime
                     .create(create)
                     .map_err(|e| moat_failed(e.to_string()))
@@ -126,7 +140,7 @@ impl Run {
 
     /// Pull the image. A pull can take long, so it runs beside the signal handling: a
     /// signal or a `moat stop` ends the run at once (no container exists yet).
-    fn pull(&mut self, image: &str) -> Result<(), Ended> {
+    fn pull(&mut self, image: &str, platform: Option<&str>) -> Result<(), Ended> {
         let line = std::io::stderr()
             .is_terminal()
             .then(term::ProgressLine::new);
@@ -135,10 +149,11 @@ impl Run {
         }
         let rt = self.runtime.clone();
         let image = image.to_string();
+        let platform = platform.map(str::to_string);
         let drawer = line.clone();
         let pulled = self.beside_stops(move || {
             let progress = drawer.map(|l| Box::new(move |text: &str| l.draw(text)) as _);
-            rt.ensure_image(&image, progress)
+            rt.pull(&image, platform.as_deref(), progress)
         });
         if let Some(line) = line {
             line.end();
@@ -309,6 +324,24 @@ impl Run {
         }
         if self.tty {
             term::notice("Escape: Ctrl-/ k (stop)");
+        }
+    }
+
+    /// Record the ports the engine published, and show them on a terminal. Not knowing
+    /// them does not stop the run: the engine published them either way.
+    fn record_ports(&self, container: &str) {
+        match self.runtime.published(container) {
+            Ok(ports) => {
+                let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+                if !ports.is_empty() && std::io::stderr().is_terminal() {
+                    term::notice(format_args!("Ports: {}", ports.join(", ")));
+                }
+                self.update(|r| {
+                    r.ports = ports.clone();
+                    true
+                });
+            }
+            Err(e) => term::warn(format_args!("the published ports are unknown: {e}")),
         }
     }
 

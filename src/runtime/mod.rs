@@ -137,6 +137,92 @@ pub struct CreateSpec {
     pub network: Option<String>,
     /// `UID[:GID]` or a user name; the image's user when unset.
     pub user: Option<String>,
+    /// What `docker run`'s other flags ask of the container.
+    pub options: ContainerOptions,
+}
+
+/// The container settings of `docker run`'s flags (`--memory`, `-p`, `--cap-add`...),
+/// parsed and checked. Empty by default: the engine's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    /// Bytes (`--memory`), and memory plus swap (`--memory-swap`; -1 unlimited).
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000).
+    pub nano_cpus: Option<i64>,
+    /// `--pids-limit` (-1 unlimited).
+    pub pids_limit: Option<i64>,
+    /// `/dev/shm`'s size in bytes.
+    pub shm_size: Option<i64>,
+    pub ulimits: Vec<Ulimit>,
+    pub publish: Vec<PortBinding>,
+    /// `-P`: every port the image exposes, on a random host port.
+    pub publish_all: bool,
+    /// `--entrypoint`: `Some(vec![])` resets the image's.
+    pub entrypoint: Option<Vec<String>>,
+    /// The user's `--label`s (moat's own are never among them).
+    pub labels: Vec<(String, String)>,
+    pub hostname: Option<String>,
+    /// `--add-host` entries, `HOST:IP`.
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub read_only: bool,
+    /// `--tmpfs PATH[:OPTIONS]`: (path, options).
+    pub tmpfs: Vec<(String, String)>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub privileged: bool,
+    /// `--platform os[/arch[/variant]]`.
+    pub platform: Option<String>,
+    /// `--gpus`: `count` (-1 all) or device IDs.
+    pub gpus: Option<Gpus>,
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// One `-p [IP:][HOST:]CONTAINER[/PROTO]`: no host port means a random one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortBinding {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: Option<u16>,
+}
+
+/// `--gpus`: all of them, a number, or these devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gpus {
+    Count(i64),
+    Devices(Vec<String>),
+}
+
+/// A port the engine published: `host_ip:host_port` on the host reaches `port/proto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub port: u16,
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+impl std::fmt::Display for Published {
+    /// As `docker ps` shows it: `0.0.0.0:32768->80/tcp`, `[::]:32768->80/tcp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = if self.host_ip.contains(':') {
+            format!("[{}]", self.host_ip)
+        } else {
+            self.host_ip.clone()
+        };
+        write!(f, "{ip}:{}->{}/{}", self.host_port, self.port, self.proto)
+    }
 }
 
 /// How to attach to the container when starting it.
@@ -232,9 +318,9 @@ pub trait Runtime: Send + Sync {
         None
     }
 
-    /// Make sure the image is present, pulling it if needed; a pull tells its progress
-    /// to `progress` when there is one (the caller draws it).
-    fn ensure_image(&self, image: &str, progress: Option<Progress>) -> Result<()>;
+    /// Pull the image (for `platform`, when given), telling its progress to `progress`
+    /// when there is one (the caller draws it).
+    fn pull(&self, image: &str, platform: Option<&str>, progress: Option<Progress>) -> Result<()>;
 
     /// Whether an image with this reference is present (nothing is pulled).
     fn image_exists(&self, image: &str) -> Result<bool>;
@@ -279,6 +365,11 @@ pub trait Runtime: Send + Sync {
     /// wait for. Runtimes that cannot tell say yes.
     fn command_started(&self, _id: &str) -> Result<bool> {
         Ok(true)
+    }
+
+    /// The ports the engine published for the running container.
+    fn published(&self, _id: &str) -> Result<Vec<Published>> {
+        Ok(Vec::new())
     }
 
     /// The container's output as the engine kept it, from its start: what it has written

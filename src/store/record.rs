@@ -98,6 +98,9 @@ pub struct Record {
     /// Names of the `-e` variables; their values are never written down.
     #[serde(default)]
     pub env: Vec<String>,
+    /// The ports the engine published (`-p`, `-P`), as `HOST_IP:HOST_PORT->PORT/PROTO`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
 }
 
 fn bind() -> String {
@@ -152,6 +155,7 @@ impl Record {
             owner_pid: None,
             keep: false,
             env: Vec::new(),
+            ports: Vec::new(),
         }
     }
 

@@ -247,23 +247,21 @@ impl Runtime for Apple {
         super::Kind::Apple
     }
 
-    fn ensure_image(&self, image: &str, mut progress: Option<super::Progress>) -> Result<()> {
-        let found = self.cli.call(
-            &format!("looking up image {image}"),
-            &["image", "inspect", image],
-            CALL_DEADLINE,
-            None,
-        )?;
-        if found.status.success() {
-            return Ok(());
-        }
+    fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        mut progress: Option<super::Progress>,
+    ) -> Result<()> {
         let what = format!("pulling image {image}");
-        let out = self.cli.call(
-            &what,
-            &["image", "pull", image],
-            PULL_DEADLINE,
-            progress.as_mut(),
-        )?;
+        let mut args = vec!["image", "pull"];
+        if let Some(platform) = platform {
+            args.extend(["--platform", platform]);
+        }
+        args.push(image);
+        let out = self
+            .cli
+            .call(&what, &args, PULL_DEADLINE, progress.as_mut())?;
         if out.status.success() {
             Ok(())
         } else {
@@ -506,6 +504,7 @@ mod tests {
             stdin: true,
             network: Some("none".into()),
             user: None,
+            options: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 mod attach;
 mod build;
 mod client;
+mod create;
 pub mod demux;
 mod podman;
 mod pull;
@@ -192,11 +193,13 @@ impl Runtime for Docker {
         Some(self.client.dialer().endpoint())
     }
 
-    fn ensure_image(&self, image: &str, progress: Option<super::Progress>) -> Result<()> {
-        match self.image_exists(image)? {
-            true => Ok(()),
-            false => pull::pull(&self.client, image, progress),
-        }
+    fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        progress: Option<super::Progress>,
+    ) -> Result<()> {
+        pull::pull(&self.client, image, platform, progress)
     }
 
     fn image_exists(&self, image: &str) -> Result<bool> {
@@ -224,56 +227,21 @@ impl Runtime for Docker {
     }
 
     fn create(&self, spec: &CreateSpec) -> Result<String> {
-        let mounts: Vec<Value> = spec
-            .mounts
-            .iter()
-            .map(|m| {
-                json!({
-                    "Type": "bind",
-                    "Source": m.source.to_string_lossy(),
-                    "Target": m.target,
-                    "ReadOnly": m.read_only,
-                })
-            })
-            .collect();
-        let labels: serde_json::Map<String, Value> = spec
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let mut host_config = json!({
-            "Init": spec.init,
-            "Mounts": mounts,
-        });
-        if let Some(network) = &spec.network {
-            host_config["NetworkMode"] = Value::String(network.clone());
-        }
-        let mut body = json!({
-            "Image": spec.image,
-            "Env": spec.env,
-            "WorkingDir": spec.workdir,
-            "Labels": labels,
-            "Tty": spec.tty,
-            "OpenStdin": spec.stdin,
-            "StdinOnce": spec.stdin,
-            "AttachStdin": spec.stdin,
-            "AttachStdout": true,
-            "AttachStderr": true,
-            "HostConfig": host_config,
-        });
-        if !spec.command.is_empty() {
-            body["Cmd"] = json!(spec.command);
-        }
-        if let Some(user) = &spec.user {
-            body["User"] = json!(user);
-        }
+        let body = create::body(spec);
         let body = serde_json::to_vec(&body).expect("a JSON value always serialises");
         let (_, answer) = self
             .client
             .call(
                 "creating the container",
                 "POST",
-                &format!("/containers/create?name={}", encode(&spec.name)),
+                &match &spec.options.platform {
+                    Some(platform) => format!(
+                        "/containers/create?name={}&platform={}",
+                        encode(&spec.name),
+                        encode(platform)
+                    ),
+                    None => format!("/containers/create?name={}", encode(&spec.name)),
+                },
                 Some(&body),
                 Some(CALL_DEADLINE),
             )
@@ -418,6 +386,24 @@ impl Runtime for Docker {
             Err(e) if e.is_not_found() || e.detail.contains("is not running") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn published(&self, id: &str) -> Result<Vec<super::Published>> {
+        let (_, answer) = self.client.call(
+            "inspecting the container's ports",
+            "GET",
+            &format!("/containers/{id}/json"),
+            None,
+            Some(CALL_DEADLINE),
+        )?;
+        let inspect: Value = serde_json::from_slice(&answer).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                "inspecting the container's ports",
+                format!("unexpected answer: {e}"),
+            )
+        })?;
+        Ok(published_ports(&inspect["NetworkSettings"]["Ports"]))
     }
 
     fn inspect(&self, id: &str) -> Result<ContainerState> {
@@ -640,5 +626,64 @@ impl Docker {
                 }
             })
             .collect())
+    }
+}
+
+/// The engine's `NetworkSettings.Ports` (`{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort":
+/// "32768"}], "81/tcp": null}`): the ports bound on the host, in port order.
+fn published_ports(ports: &Value) -> Vec<super::Published> {
+    let mut out = Vec::new();
+    let Some(ports) = ports.as_object() else {
+        return out;
+    };
+    for (key, bindings) in ports {
+        let Some((port, proto)) = key.split_once('/') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        for b in bindings.as_array().into_iter().flatten() {
+            let host_port = b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok());
+            if let Some(host_port) = host_port {
+                out.push(super::Published {
+                    port,
+                    proto: proto.to_string(),
+                    host_ip: b["HostIp"].as_str().unwrap_or_default().to_string(),
+                    host_port,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.port, &a.proto, a.host_port).cmp(&(b.port, &b.proto, b.host_port)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_ports_are_read_from_the_inspect() {
+        let ports = json!({
+            "80/tcp": [
+                {"HostIp": "0.0.0.0", "HostPort": "32768"},
+                {"HostIp": "::", "HostPort": "32768"}
+            ],
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+            "81/tcp": null
+        });
+        let got: Vec<String> = published_ports(&ports)
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1:5353->53/udp",
+                "0.0.0.0:32768->80/tcp",
+                "[::]:32768->80/tcp"
+            ]
+        );
     }
 }

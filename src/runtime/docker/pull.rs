@@ -33,12 +33,20 @@ struct Message {
     error: Option<String>,
 }
 
-pub fn pull(client: &Client, image: &str, progress: Option<Progress>) -> Result<()> {
+pub fn pull(
+    client: &Client,
+    image: &str,
+    platform: Option<&str>,
+    progress: Option<Progress>,
+) -> Result<()> {
     let what = format!("pulling image {image}");
     let (repo, tag) = split_reference(image);
     let mut path = format!("/images/create?fromImage={}", encode(repo));
     if let Some(tag) = tag {
         path.push_str(&format!("&tag={}", encode(tag)));
+    }
+    if let Some(platform) = platform {
+        path.push_str(&format!("&platform={}", encode(platform)));
     }
     let response = client.open(&what, "POST", &path, None, Some(PULL_DEADLINE))?;
     let reader = BufReader::new(response.into_body().into_reader());
