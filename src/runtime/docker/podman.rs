@@ -6,23 +6,38 @@
 use super::client::{CALL_DEADLINE, Client};
 use crate::runtime::{Error, ErrorKind};
 
+/// How many of the log's last lines are read after an exit 1.
+const LOG_TAIL: usize = 20;
+
 /// The exit code of a command Podman's init could not run, when that is why the container
 /// exited 1. Podman's init, catatonit, exits 1 when it cannot exec the command, where
 /// Docker's (tini) exits 127 or 126 as a shell does, and the compatible API ignores another
 /// init; moat's promise of 127 and 126 holds on Podman by reading catatonit's message
 /// (`ERROR (catatonit:6): failed to exec pid1: No such file or directory`) from the log.
 pub fn init_could_not_run(client: &Client, id: &str) -> Option<Error> {
-    let (_, log) = client
-        .call(
-            "reading the container's log",
-            "GET",
-            // Both streams: under a TTY the message is on the terminal's one.
-            &format!("/containers/{id}/logs?stdout=1&stderr=1&tail=5"),
-            None,
-            Some(CALL_DEADLINE),
-        )
-        .ok()?;
+    let read = |tail: &str| {
+        client
+            .call(
+                "reading the container's log",
+                "GET",
+                // Both streams: under a TTY the message is on the terminal's one.
+                &format!("/containers/{id}/logs?stdout=1&stderr=1{tail}"),
+                None,
+                Some(CALL_DEADLINE),
+            )
+            .map_err(|e| log::debug!("reading the log after an exit 1: {e}"))
+            .ok()
+            .map(|(_, log)| log)
+    };
+    // The end of the log is enough, but Podman's `tail` drops a line written in pieces
+    // (catatonit's complaint is): a log shorter than the tail asked for is small, and is
+    // read whole.
+    let mut log = read(&format!("&tail={LOG_TAIL}"))?;
+    if log.iter().filter(|b| **b == b'\n').count() < LOG_TAIL {
+        log = read("")?;
+    }
     let log = String::from_utf8_lossy(&log);
+    log::debug!("the log's end after an exit 1: {log:?}");
     let (kind, reason) = could_not_run(&log)?;
     // catatonit does not say which command: the container's config does.
     let command = client
@@ -49,7 +64,8 @@ pub fn init_could_not_run(client: &Client, id: &str) -> Option<Error> {
 fn could_not_run(log: &str) -> Option<(ErrorKind, &str)> {
     let line = log
         .lines()
-        .find(|l| l.contains("(catatonit:") && l.contains("failed to exec pid1"))?;
+        // catatonit writes its prefix (`ERROR (catatonit:6): `) apart from the rest.
+        .find(|l| l.contains("failed to exec pid1:"))?;
     let reason = line.rsplit_once("failed to exec pid1:")?.1.trim();
     let lower = reason.to_ascii_lowercase();
     if lower.contains("no such file or directory") {
@@ -77,6 +93,10 @@ mod tests {
         assert_eq!(
             could_not_run(denied),
             Some((ErrorKind::CommandNotExecutable, "Permission denied"))
+        );
+        assert_eq!(
+            could_not_run("failed to exec pid1: No such file or directory\n"),
+            Some((ErrorKind::CommandNotFound, "No such file or directory"))
         );
         assert_eq!(could_not_run("ERROR: something else\n"), None);
         assert_eq!(could_not_run(""), None);
