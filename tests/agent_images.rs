@@ -145,6 +145,16 @@ fn each_agent_gets_its_image_built_once_and_prints_its_version() {
         );
         let tag = tag_of(&env, &[name]);
         let image = inspect_image(&tag).unwrap_or_else(|| panic!("{tag} was not tagged"));
+        // MOAT_CA_CERTS is trusted in the image, and offered to the agent's tools.
+        let image_env = image["Config"]["Env"].to_string();
+        for var in [
+            "NODE_EXTRA_CA_CERTS=",
+            "SSL_CERT_FILE=",
+            "REQUESTS_CA_BUNDLE=",
+            "GIT_SSL_CAINFO=",
+        ] {
+            assert!(image_env.contains(var), "{name}: {var} not in {image_env}");
+        }
         let labels = &image["Config"]["Labels"];
         assert_eq!(labels["moat.managed"], "true", "{labels}");
         assert_eq!(

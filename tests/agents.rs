@@ -365,3 +365,37 @@ fn dry_run_prints_argv_image_env_names_and_mounts_and_creates_nothing() {
         "dry runs create no state"
     );
 }
+
+#[test]
+fn the_agents_state_is_seeded_with_the_hosts_settings_never_its_credentials() {
+    let env = moat();
+    let host_config = env.root.join("home-dir/.claude");
+    std::fs::create_dir_all(&host_config).expect("host config dir");
+    std::fs::write(host_config.join("settings.json"), "{\"theme\":\"dark\"}").expect("settings");
+    std::fs::write(host_config.join(".credentials.json"), "secret-token").expect("creds");
+    let out = agent(&env, &["claude", "--image", AGENTS_IMAGE, "-p", "x"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let states: Vec<_> = std::fs::read_dir(env.home.join("agents/claude"))
+        .expect("agents/claude")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(states.len(), 1, "one state per workspace: {states:?}");
+    let state = states[0].join(".claude");
+    assert_eq!(
+        std::fs::read_to_string(state.join("settings.json")).expect("seeded settings"),
+        "{\"theme\":\"dark\"}"
+    );
+    assert!(
+        !state.join(".credentials.json").exists(),
+        "credentials were copied"
+    );
+    // Seeded once: what the agent changed there is kept, the host's later edits are not
+    // copied over it.
+    std::fs::write(state.join("settings.json"), "{}").expect("agent's own edit");
+    let out = agent(&env, &["claude", "--image", AGENTS_IMAGE, "-p", "x"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(state.join("settings.json")).expect("kept"),
+        "{}"
+    );
+}
