@@ -92,17 +92,8 @@ impl Recipe {
     /// A hash of everything that goes into the image: the Dockerfile (which names the
     /// base, the package, its version and the tools) and the CA bundle.
     pub fn hash(&self) -> String {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(self.dockerfile().as_bytes());
-        ctx.update(b"\0");
-        if let Some(ca) = &self.ca_certs {
-            ctx.update(ca);
-        }
-        let digest = ctx.finish();
-        digest.as_ref()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let ca = self.ca_certs.as_deref().unwrap_or_default();
+        crate::digest::sha256_hex(&[self.dockerfile().as_bytes(), b"\0", ca], 6)
     }
 
     /// The image's tag: `moat/NAME:<hash>`.

@@ -330,17 +330,11 @@ pub trait Runtime: Send + Sync {
     /// to `output`; the builder's error is the build's failure.
     fn build(
         &self,
-        _tag: &str,
-        _labels: &[(String, String)],
-        _context: Vec<u8>,
-        _output: &mut dyn FnMut(&str),
-    ) -> Result<()> {
-        Err(Error::new(
-            ErrorKind::Other,
-            "building the image",
-            "this runtime cannot build images",
-        ))
-    }
+        tag: &str,
+        labels: &[(String, String)],
+        context: Vec<u8>,
+        output: &mut dyn FnMut(&str),
+    ) -> Result<()>;
 
     /// Create the container; returns the runtime's container ID.
     fn create(&self, spec: &CreateSpec) -> Result<String>;

@@ -128,14 +128,7 @@ impl Store {
     /// `agents/AGENT/<workspace's name>-<hash of its path>`, one per workspace so that a
     /// session continued in one project is that project's. Nothing is created here.
     pub fn agent_state_dir(&self, agent: &str, workspace: &Path) -> PathBuf {
-        let digest = ring::digest::digest(
-            &ring::digest::SHA256,
-            workspace.as_os_str().as_encoded_bytes(),
-        );
-        let hash: String = digest.as_ref()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = crate::digest::sha256_hex(&[workspace.as_os_str().as_encoded_bytes()], 6);
         let name: String = workspace
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -38,11 +38,7 @@ pub fn build(
     output: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let what = format!("building image {tag}");
-    let labels: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let labels = serde_json::Value::Object(labels).to_string();
+    let labels = super::create::labels(labels).to_string();
     let path = format!(
         "/build?t={}&labels={}&rm=1&forcerm=1",
         encode(tag),

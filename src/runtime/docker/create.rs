@@ -6,6 +6,16 @@ use serde_json::{Map, Value, json};
 
 use crate::runtime::{CreateSpec, Gpus};
 
+/// Labels as the Engine API takes them: a JSON object; a later key wins.
+pub fn labels<'a>(pairs: impl IntoIterator<Item = &'a (String, String)>) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
 /// The create call's JSON body for `spec`.
 pub fn body(spec: &CreateSpec) -> Value {
     let o = &spec.options;
@@ -23,12 +33,7 @@ pub fn body(spec: &CreateSpec) -> Value {
         .collect();
     // The user's labels first: moat's own, which say which store owns the container,
     // always win.
-    let labels: Map<String, Value> = o
-        .labels
-        .iter()
-        .chain(&spec.labels)
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+    let labels = labels(o.labels.iter().chain(&spec.labels));
     let mut host = json!({
         "Init": spec.init,
         "Mounts": mounts,

@@ -132,14 +132,7 @@ fn tls_in(dir: &Path, skip_verify: bool) -> Option<Tls> {
 
 /// The directory name the context store gives a context: the hex SHA-256 of its name.
 fn digest_dir(name: &str) -> PathBuf {
-    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-    PathBuf::from(
-        digest
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    )
+    PathBuf::from(crate::digest::sha256_hex(&[name.as_bytes()], 32))
 }
 
 #[cfg(test)]
