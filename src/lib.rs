@@ -5,6 +5,7 @@
 //! benchmarks can reach the pure parts (escape scanner, stream demuxer, record readers).
 
 pub mod cli;
+pub mod config;
 pub mod digest;
 pub mod error;
 pub mod image;

@@ -1,0 +1,4 @@
+//! `moat.yaml`: a project's `moat run` settings.
+
+#[allow(dead_code)]
+mod yaml;
