@@ -1,4 +1,6 @@
 //! `moat.yaml`: a project's `moat run` settings.
 
 #[allow(dead_code)]
+mod suggest;
+#[allow(dead_code)]
 mod yaml;
