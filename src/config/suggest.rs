@@ -2,9 +2,11 @@
 
 /// The candidate nearest to `word`, when it is near enough to be the intended one: at
 /// most one edit per three characters of `word` (at least one), where swapping two
-/// neighbouring characters is one edit (`imgae` is one from `image`). Case is ignored.
+/// neighbouring characters is one edit (`imgae` is one from `image`). ASCII case is
+/// ignored.
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_lowercase();
+    // ASCII only: keys are, and Unicode case tables would weigh more than they help.
+    let word = word.to_ascii_lowercase();
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .iter()

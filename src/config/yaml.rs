@@ -7,8 +7,6 @@
 //! node, positions included. Tags other than `!!str` (and `!!seq`, `!!map` on
 //! collections) are refused rather than guessed at.
 
-use std::collections::HashMap;
-
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span, StrInput, Tag};
 
 /// A place in the text: line and column, both from 1 (columns in characters).
@@ -79,7 +77,7 @@ const MAX_NODES: usize = 100_000;
 pub fn parse(text: &str) -> Result<Option<Node>, Fault> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
-        anchors: HashMap::new(),
+        anchors: Vec::new(),
         nodes: 0,
     };
     let mut root = None;
@@ -105,7 +103,8 @@ pub fn parse(text: &str) -> Result<Option<Node>, Fault> {
 
 struct Builder<'a> {
     parser: Parser<'a, StrInput<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes by anchor id: few, so a list.
+    anchors: Vec<(usize, Node)>,
     nodes: usize,
 }
 
@@ -158,7 +157,8 @@ impl<'a> Builder<'a> {
                 (anchor, Value::Map(self.entries(depth)?))
             }
             Event::Alias(id) => {
-                let Some(node) = self.anchors.get(&id).cloned() else {
+                let Some((_, node)) = self.anchors.iter().rev().find(|(a, _)| *a == id).cloned()
+                else {
                     return fault(at, "an alias to an unknown anchor");
                 };
                 self.count(size(&node), at)?;
@@ -168,7 +168,7 @@ impl<'a> Builder<'a> {
         };
         let node = Node { at, value };
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.push((anchor, node.clone()));
         }
         Ok(node)
     }
