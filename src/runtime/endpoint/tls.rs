@@ -23,7 +23,7 @@ const SYSTEM_BUNDLES: [&str; 3] = [
 
 /// The client configuration for `tls`; the error says which file is wrong and why.
 pub fn client_config(tls: &Tls) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("setting up TLS: {e}"))?;
@@ -48,6 +48,90 @@ pub fn client_config(tls: &Tls) -> Result<Arc<ClientConfig>, String> {
         _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// ring's provider with the AES-GCM suites and the X25519 and P-256 groups only: TLS 1.3
+/// makes TLS_AES_128_GCM_SHA256 and P-256 mandatory for every server (RFC 8446, 9.1),
+/// and what is left out (ChaCha20-Poly1305's assembly, P-384) is about 53 KB of the
+/// static binary. Built from parts, as `default_provider()` would keep every suite in.
+fn provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        signature_verification_algorithms: SIGNATURES,
+        secure_random: &Ring,
+        key_provider: &Ring,
+    }
+}
+
+/// The signatures checked, by webpki with ring: on certificates, every kind CAs use; in
+/// the handshake, the schemes TLS 1.3 allows (RFC 8446, 4.2.3).
+const SIGNATURES: WebPkiSupportedAlgorithms = {
+    use webpki::ring as alg;
+    WebPkiSupportedAlgorithms {
+        all: &[
+            alg::ECDSA_P256_SHA256,
+            alg::ECDSA_P256_SHA384,
+            alg::ECDSA_P384_SHA256,
+            alg::ECDSA_P384_SHA384,
+            alg::ED25519,
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            alg::RSA_PKCS1_2048_8192_SHA256,
+            alg::RSA_PKCS1_2048_8192_SHA384,
+            alg::RSA_PKCS1_2048_8192_SHA512,
+        ],
+        mapping: &[
+            (
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+                &[alg::ECDSA_P256_SHA256],
+            ),
+            (
+                SignatureScheme::ECDSA_NISTP384_SHA384,
+                &[alg::ECDSA_P384_SHA384],
+            ),
+            (SignatureScheme::ED25519, &[alg::ED25519]),
+            (
+                SignatureScheme::RSA_PSS_SHA256,
+                &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            ),
+            (
+                SignatureScheme::RSA_PSS_SHA384,
+                &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+            ),
+            (
+                SignatureScheme::RSA_PSS_SHA512,
+                &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+            ),
+        ],
+    }
+};
+
+/// Randomness and private keys from ring, as the default provider has them.
+#[derive(Debug)]
+struct Ring;
+
+impl rustls::crypto::SecureRandom for Ring {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+impl rustls::crypto::KeyProvider for Ring {
+    fn load_private_key(
+        &self,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        rustls::crypto::ring::sign::any_supported_type(&key)
+    }
 }
 
 /// The name the server's certificate must carry: the host (a name or an IP address).
