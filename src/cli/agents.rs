@@ -5,8 +5,10 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::moat_yaml::{self, Origins};
 use super::run::{RunFlags, split_command};
 use super::{at_most_one, parse_args, say, string_value};
+use crate::config::{Config, Sourced};
 use crate::error::{Error, Result};
 use crate::runtime::reference::check as check_image;
 use crate::store::Store;
@@ -118,6 +120,8 @@ The agent runs as the workspace's owner, with its state (its home) kept per
 workspace under $MOAT_HOME/agents/{name}/, seeded from ~/{config}/ on first use
 ({seed}; never credentials).
 Passed through when set on the host: {env}.
+PATH/moat.yaml (or -f FILE) is read as by moat run; its command stands in for the
+agent's own line when neither -p nor ARGS are given.
 
 Agent flags:
   -p, --prompt PROMPT      run PROMPT non-interactively
@@ -160,6 +164,13 @@ struct AgentArgs {
     version: Option<String>,
     resume: Option<Resume>,
     extra: Vec<String>,
+}
+
+impl AgentArgs {
+    /// Whether the command line said nothing of what the agent should do.
+    fn is_empty(&self) -> bool {
+        self.prompt.is_none() && self.resume.is_none() && self.extra.is_empty() && !self.noyolo
+    }
 }
 
 enum Resume {
@@ -242,16 +253,92 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
     if ours.prompt.as_deref() == Some("") {
         return Err(Error::usage(usage_of, "-p needs a prompt"));
     }
+    let file = moat_yaml::load(usage_of, &flags, workspace.as_deref())?;
+    start(
+        agent,
+        usage_of,
+        flags,
+        ours,
+        workspace,
+        file.as_ref(),
+        Vec::new(),
+    )
+}
 
-    // A prompt runs to completion on its own; otherwise the agent is a conversation.
-    flags.interactive = flags.interactive || ours.prompt.is_none();
+/// `moat run` in a workspace whose `moat.yaml` names an agent: that agent's preset with
+/// the run's flags; a command after `--` (else the file's) replaces the agent's own.
+pub fn from_file(
+    name: &Sourced<String>,
+    flags: RunFlags,
+    workspace: Option<PathBuf>,
+    file: &Config,
+    command: Vec<String>,
+) -> Result<i32> {
+    let agent = find(&name.value).ok_or_else(|| {
+        let known: Vec<&str> = AGENTS.iter().map(|a| a.name).collect();
+        let why = format!("unknown agent {:?}: use {}", name.value, known.join(", "));
+        Error::usage("run", file.error(name, why).to_string())
+    })?;
+    start(
+        agent,
+        "run",
+        flags,
+        AgentArgs::default(),
+        workspace,
+        Some(file),
+        command,
+    )
+}
+
+/// Run `agent` with the flags, its own arguments and the project file. `command`, when
+/// given, replaces the agent's command line (`moat run -- CMD`).
+fn start(
+    agent: &'static Agent,
+    usage_of: &'static str,
+    mut flags: RunFlags,
+    ours: AgentArgs,
+    workspace: Option<PathBuf>,
+    file: Option<&Config>,
+    command: Vec<String>,
+) -> Result<i32> {
+    let mut origins = match file {
+        Some(file) => moat_yaml::apply(usage_of, &mut flags, file)?,
+        None => Origins::default(),
+    };
+    // The file's command stands in for the agent's line only when the command line says
+    // nothing of what the agent should do.
+    let command = match file {
+        Some(file) if ours.is_empty() => moat_yaml::command(command, file, &mut origins),
+        _ => command,
+    };
+    if let Some(file) = file
+        && let Some(name) = &file.agent
+    {
+        origins.add_agent(usage_of, agent.name, name, file);
+    }
+    let argv = if command.is_empty() {
+        argv(agent, &ours)
+    } else {
+        command
+    };
+
+    // A prompt runs to completion on its own; otherwise the agent is a conversation,
+    // unless the project file says it is not.
+    let batch = file
+        .and_then(|f| f.interactive.as_ref())
+        .is_some_and(|i| !i.value);
+    flags.interactive = flags.interactive || (ours.prompt.is_none() && !batch);
+    let set = |flags: &RunFlags, name: &str| {
+        flags.env.iter().any(|e| env_name(e) == name)
+            || flags.file_env.iter().any(|(k, _)| k == name)
+    };
     for name in agent.env {
-        if std::env::var_os(name).is_some() && !flags.env.iter().any(|e| env_name(e) == *name) {
+        if std::env::var_os(name).is_some() && !set(&flags, name) {
             flags.env.push((*name).to_string());
         }
     }
     for (name, value) in agent.set_env {
-        if !flags.env.iter().any(|e| env_name(e) == *name) {
+        if !set(&flags, name) {
             flags.env.push(format!("{name}={value}"));
         }
     }
@@ -264,7 +351,7 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
     }
     let dry_run = flags.dry_run;
     let user_given = flags.user.is_some();
-    let mut spec = flags.into_spec(usage_of, workspace, argv(agent, &ours))?;
+    let mut spec = flags.into_spec(usage_of, workspace, argv)?;
     spec.agent = Some(agent.name);
     spec.build = recipe.map(|recipe| run::Build {
         recipe,
@@ -293,7 +380,12 @@ pub fn main(agent: &'static Agent, args: Vec<OsString>) -> Result<i32> {
         }
     }
     if dry_run {
-        super::run::dry_run(&spec)?;
+        super::run::dry_run(&spec, &origins)?;
+        say(format_args!(
+            "agent: {}{}",
+            agent.name,
+            origins.suffix("agent")
+        ))?;
         if let Some(build) = &spec.build {
             say(format_args!(
                 "build: {} from {} with {} and {} (when missing{})",

@@ -212,7 +212,7 @@ pub fn parse_bytes(flag: &str, value: &str) -> Result<i64, String> {
 }
 
 /// `--cpus 1.5`: billionths of a CPU, as the engine takes them.
-fn parse_cpus(value: &str) -> Result<i64, String> {
+pub fn parse_cpus(value: &str) -> Result<i64, String> {
     let bad = || format!("invalid --cpus {value:?}: expected a number of CPUs such as 1.5");
     let cpus: f64 = value.trim().parse().map_err(|_| bad())?;
     if !cpus.is_finite() || cpus <= 0.0 || cpus > 1e6 {
@@ -222,7 +222,7 @@ fn parse_cpus(value: &str) -> Result<i64, String> {
 }
 
 /// `--pids-limit N`; -1 (or 0, as docker has it) is unlimited.
-fn parse_pids(value: &str) -> Result<i64, String> {
+pub fn parse_pids(value: &str) -> Result<i64, String> {
     match value.trim().parse::<i64>() {
         Ok(n) if n >= -1 => Ok(if n == 0 { -1 } else { n }),
         _ => Err(format!(
@@ -288,7 +288,7 @@ fn parse_ulimit(value: &str) -> Result<Ulimit, String> {
 
 /// `-p [IP:][HOST:]CONTAINER[/PROTO]`, IPv6 addresses in brackets. No host port (or an
 /// empty one) is a random port.
-fn parse_publish(value: &str) -> Result<PortBinding, String> {
+pub fn parse_publish(value: &str) -> Result<PortBinding, String> {
     let bad = |why: &str| {
         format!(
             "invalid --publish {value:?}: {why} (expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp])"

@@ -8,6 +8,7 @@ mod container_flags;
 mod destroy;
 mod list;
 mod logs;
+mod moat_yaml;
 mod run;
 mod stop;
 mod wait;

@@ -4,7 +4,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::agents;
 use super::container_flags::{ContainerFlags, read_env_file};
+use super::moat_yaml::{self, Origins};
 use super::{at_most_one, parse_args, say_text, string_value};
 use crate::error::{Error, Result};
 use crate::run::{self, Pull, RunSpec, Workspace};
@@ -22,6 +24,8 @@ Usage: moat run [PATH] [FLAGS] [-- CMD...]
 
 PATH (default .) is the workspace, at /workspace in the container, the working
 directory. CMD defaults to the image's command. moat exits with the command's exit code.
+PATH/moat.yaml, when there is one, holds settings for the run (each is a flag below;
+a flag given wins over the file, lists add to it); --dry-run shows where each came from.
 
 Run:
   -i, --interactive        attach stdin; with a terminal, give the container a TTY
@@ -56,6 +60,7 @@ Run:
       --stop-timeout SECS  grace period between the stop signal and a kill (default 10,
                            at most 86400)
       --timeout DURATION   stop the run after DURATION (90s, 5m, 2h; at most 365d); exits 124
+  -f, --file FILE          read the settings from FILE instead of PATH/moat.yaml
       --dry-run            print what would run and create nothing
   -h, --help               show this help
 
@@ -115,6 +120,11 @@ pub struct RunFlags {
     pub stop_timeout: Option<String>,
     pub timeout: Option<String>,
     pub dry_run: bool,
+    /// `-f`: the project file to read instead of `PATH/moat.yaml`.
+    pub file: Option<String>,
+    /// The variables the project file sets, read (`moat_yaml::apply`): they come first,
+    /// so every flag wins over them.
+    pub file_env: Vec<(String, String)>,
 }
 
 impl RunFlags {
@@ -145,6 +155,7 @@ impl RunFlags {
             "--stop-timeout" => self.stop_timeout = Some(string_value(command, parser)?),
             "--timeout" => self.timeout = Some(string_value(command, parser)?),
             "--dry-run" => self.dry_run = true,
+            "-f" | "--file" => self.file = Some(string_value(command, parser)?),
             _ => return self.container.take(command, key, parser),
         }
         Ok(true)
@@ -163,8 +174,9 @@ impl RunFlags {
         if let Some(name) = &self.name {
             validate_name(name).map_err(bad)?;
         }
-        // Docker's order: the files' variables, then `-e`; a later one wins.
-        let mut env = Vec::new();
+        // Docker's order: the files' variables, then `-e`; a later one wins. The project
+        // file's come before both.
+        let mut env = self.file_env;
         for file in &self.env_files {
             env.extend(read_env_file(Path::new(file)).map_err(bad)?);
         }
@@ -180,11 +192,7 @@ impl RunFlags {
             .map_err(bad)?;
         check_mount_targets(&self.mounts, &mounts).map_err(bad)?;
         let workdir = self.workdir.unwrap_or_else(|| "/workspace".into());
-        if !workdir.starts_with('/') {
-            return Err(bad(format!(
-                "invalid workdir {workdir:?}: it must be an absolute path in the container"
-            )));
-        }
+        check_workdir(&workdir).map_err(bad)?;
         let runtime = match self.runtime {
             Some(r) => Kind::parse(&r).ok_or_else(|| {
                 bad(format!(
@@ -296,8 +304,19 @@ fn last_wins(vars: Vec<(String, String)>) -> Vec<(String, String)> {
     out
 }
 
+/// `-w`: an absolute path in the container.
+pub fn check_workdir(workdir: &str) -> std::result::Result<(), String> {
+    if workdir.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid workdir {workdir:?}: it must be an absolute path in the container"
+        ))
+    }
+}
+
 /// `-u`: `UID[:GID]` or `NAME[:GROUP]`, as docker takes it.
-fn check_user(user: &str) -> std::result::Result<(), String> {
+pub fn check_user(user: &str) -> std::result::Result<(), String> {
     let bad =
         |why: &str| format!("invalid --user {user:?}: {why} (expected UID[:GID] or NAME[:GROUP])");
     let (name, group) = match user.split_once(':') {
@@ -418,7 +437,7 @@ fn describe_workspace(ws: &Workspace) -> String {
 
 /// `KEY=VALUE`, or `KEY` to pass the host's value (skipped when the host has none, as
 /// docker does).
-fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String> {
+pub fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String> {
     let (name, value) = match arg.split_once('=') {
         Some((name, value)) => (name, Some(value.to_string())),
         None => (arg, None),
@@ -439,7 +458,7 @@ fn parse_env(arg: &str) -> std::result::Result<Option<(String, String)>, String>
 
 /// `SRC:DST[:ro|:rw]` with an existing source and an absolute target other than `/` and
 /// the workspace's.
-fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
+pub fn parse_mount(arg: &str) -> std::result::Result<Mount, String> {
     let bad = |why: &str| format!("invalid -m {arg:?}: {why} (expected SRC:DST[:ro])");
     let parts: Vec<&str> = arg.split(':').collect();
     let (source, target, read_only) = match parts.as_slice() {
@@ -538,61 +557,81 @@ pub fn split_command(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<String>)
     }
 }
 
-/// `--dry-run`: print what would be created, and on which engine, creating nothing.
-pub fn dry_run(spec: &RunSpec) -> Result<()> {
+/// `--dry-run`: print what would be created, and on which engine, creating nothing;
+/// with a project file, where each setting came from.
+pub fn dry_run(spec: &RunSpec, origins: &Origins) -> Result<()> {
     let located = runtime::locate(spec.runtime).map_err(|e| Error::moat(e.to_string()))?;
-    say_text(&describe(spec, located.as_ref()))
+    say_text(&describe(spec, located.as_ref(), origins))
 }
 
 /// The text `--dry-run` prints: exactly what would be created, and where: the runtime
-/// that would answer and its endpoint, with why it was chosen.
-pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>) -> String {
+/// that would answer and its endpoint, with why it was chosen. A line whose value came
+/// from the project file or a flag overriding it ends with its origin: `(moat.yaml:3)`.
+pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>, origins: &Origins) -> String {
     let json = |v: &[String]| serde_json::to_string(v).expect("strings serialise");
-    let mut out = String::new();
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut line = |text: String, key: &str| lines.push((text, origins.suffix(key)));
     let kind = located.map_or(spec.runtime, |(_, kind)| *kind);
-    out.push_str(&format!("runtime: {}\n", kind.as_str()));
+    line(format!("runtime: {}", kind.as_str()), "runtime");
     if let Some((endpoint, _)) = located {
-        out.push_str(&format!("endpoint: {endpoint}\n"));
+        line(format!("endpoint: {endpoint}"), "");
     }
-    out.push_str(&format!("image: {}\n", spec.image));
+    if let Some(name) = &spec.name {
+        line(format!("name: {name}"), "name");
+    }
+    line(format!("image: {}", spec.image), "image");
     if spec.command.is_empty() {
-        out.push_str("argv: (the image's default command)\n");
+        line("argv: (the image's default command)".into(), "command");
     } else {
-        out.push_str(&format!("argv: {}\n", json(&spec.command)));
+        line(format!("argv: {}", json(&spec.command)), "command");
     }
-    out.push_str(&describe_workspace(&spec.workspace));
-    for m in &spec.mounts {
-        out.push_str(&format!(
-            "mount: {} -> {}{}\n",
-            m.source.display(),
-            m.target,
-            if m.read_only { " (ro)" } else { "" }
-        ));
+    line(describe_workspace(&spec.workspace), "");
+    for (i, m) in spec.mounts.iter().enumerate() {
+        let ro = if m.read_only { " (ro)" } else { "" };
+        let text = format!("mount: {} -> {}{ro}", m.source.display(), m.target);
+        lines.push((text, origins.suffix_at("mounts", i)));
     }
-    out.push_str(&format!("workdir: {}\n", spec.workdir));
+    let mut line = |text: String, key: &str| lines.push((text, origins.suffix(key)));
+    line(format!("workdir: {}", spec.workdir), "workdir");
     if let Some(user) = &spec.user {
-        out.push_str(&format!("user: {user}\n"));
+        line(format!("user: {user}"), "user");
     }
     let names: Vec<String> = spec.env.iter().map(|(k, _)| k.clone()).collect();
-    out.push_str(&format!("env: {}\n", json(&names)));
-    out.push_str(&format!(
-        "interactive: {}\ninit: {}\nkeep: {}\n",
-        spec.interactive, spec.init, spec.keep
-    ));
+    line(format!("env: {}", json(&names)), "env");
+    line(format!("interactive: {}", spec.interactive), "interactive");
+    line(format!("init: {}", spec.init), "");
+    line(format!("keep: {}", spec.keep), "keep");
     if let Some(n) = &spec.network {
-        out.push_str(&format!("network: {n}\n"));
+        line(format!("network: {n}"), "");
     }
     if let Some(t) = spec.timeout {
-        out.push_str(&format!("timeout: {}\n", time::format_duration(t)));
+        line(format!("timeout: {}", time::format_duration(t)), "timeout");
+    }
+    if !origins.of("stop_timeout").is_empty() {
+        let t = time::format_duration(spec.stop_timeout);
+        line(format!("stop_timeout: {t}"), "stop_timeout");
     }
     if spec.pull != Pull::Missing {
-        out.push_str(&format!("pull: {:?}\n", spec.pull).to_lowercase());
+        line(format!("pull: {:?}", spec.pull).to_lowercase(), "");
     }
-    for line in describe_options(&spec.options) {
-        out.push_str(&line);
-        out.push('\n');
+    let mut ports = 0;
+    for text in describe_options(&spec.options) {
+        let suffix = match text.split_once(':').map_or("", |(key, _)| key) {
+            "memory" => origins.suffix("memory"),
+            "nano_cpus" => origins.suffix("cpus"),
+            "pids_limit" => origins.suffix("pids"),
+            "publish" => {
+                ports += 1;
+                origins.suffix_at("ports", ports - 1)
+            }
+            _ => String::new(),
+        };
+        lines.push((text, suffix));
     }
-    out
+    lines
+        .into_iter()
+        .map(|(text, suffix)| format!("{}{suffix}\n", text.trim_end_matches('\n')))
+        .collect()
 }
 
 /// `--dry-run`'s lines for the `docker run` flags given, in the engine's terms.
@@ -683,10 +722,21 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         " (put the command after --: moat run [PATH] -- CMD...)",
     )?
     .map(PathBuf::from);
+    let file = moat_yaml::load("run", &flags, workspace.as_deref())?;
+    let (command, origins) = match &file {
+        Some(file) => {
+            if let Some(agent) = &file.agent {
+                return agents::from_file(agent, flags, workspace, file, command);
+            }
+            let mut origins = moat_yaml::apply("run", &mut flags, file)?;
+            (moat_yaml::command(command, file, &mut origins), origins)
+        }
+        None => (command, Origins::default()),
+    };
     let dry_run = flags.dry_run;
     let spec = flags.into_spec("run", workspace, command)?;
     if dry_run {
-        self::dry_run(&spec)?;
+        self::dry_run(&spec, &origins)?;
         return Ok(0);
     }
     run::execute(spec)
