@@ -686,10 +686,10 @@ pub fn assert_code(out: &Output, code: i32) {
     );
 }
 
-/// Asserts a usage error about `flag`: exit 2, nothing on stdout, and one line on stderr
-/// that names the flag (then only the pointer to `--help`).
+/// Asserts a usage error: exit 2, nothing on stdout, and one line on stderr (then only
+/// the pointer to `--help`). Returns the line.
 #[track_caller]
-pub fn assert_usage_error_naming(out: &Output, flag: &str) {
+pub fn usage_error_line(out: &Output) -> String {
     assert_code(out, 2);
     assert!(out.stdout.is_empty(), "stdout {:?}", stdout(out));
     let text = stderr(out);
@@ -698,9 +698,16 @@ pub fn assert_usage_error_naming(out: &Output, flag: &str) {
         .filter(|l| !l.starts_with("Run 'moat "))
         .collect();
     assert_eq!(lines.len(), 1, "not one line: {text:?}");
+    lines[0].to_string()
+}
+
+/// Asserts a usage error about `flag`: [`usage_error_line`], naming the flag.
+#[track_caller]
+pub fn assert_usage_error_naming(out: &Output, flag: &str) {
+    let line = usage_error_line(out);
     assert!(
-        lines[0].starts_with(&format!("moat: invalid {flag} ")),
-        "does not name {flag}: {text:?}"
+        line.starts_with(&format!("moat: invalid {flag} ")),
+        "does not name {flag}: {line:?}"
     );
 }
 
