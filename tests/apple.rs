@@ -334,7 +334,7 @@ fn processes_mentioning(needle: &str) -> usize {
 fn orphan_is_reconciled(shape: &str) {
     let env = apple();
     let (live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
-    live.kill_owner();
+    live.kill_owner_and_watchdog();
     env.clear_calls();
     let vars = [("STANDIN_INSPECT_SHAPE", shape)];
 
@@ -376,7 +376,7 @@ fn orphan_is_reconciled_with_the_legacy_inspect_shape() {
 fn transient_inspect_failures_never_end_a_run() {
     let env = apple();
     let (live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
-    live.kill_owner();
+    live.kill_owner_and_watchdog();
 
     // Two transient failures: retried, then the third inspect answers `running`.
     env.clear_calls();
@@ -473,7 +473,7 @@ fn a_hung_container_stop_in_moat_run_is_an_error_and_the_run_still_ends() {
 fn removed_container_is_gone(missing: Option<&str>) {
     let env = apple();
     let (live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
-    live.kill_owner();
+    live.kill_owner_and_watchdog();
     remove_container(&container_of(&env, &id));
 
     let vars: Vec<(&str, &str)> = missing

@@ -24,7 +24,7 @@ fn orphan_after_a(env: &common::Env) -> String {
     let live = Live::spawn(cmd);
     live.expect_stdout("a");
     let id = env.only_run_id();
-    live.kill_owner();
+    live.kill_owner_and_watchdog();
     id
 }
 

@@ -314,7 +314,7 @@ fn docker_kill_from_outside_is_137_everywhere() {
 fn owner_killed_then_wait_settles_with_the_commands_code() {
     let env = Tidy(moat_on(Runtime::Docker));
     let (live, id) = start_ready(&env, &[], "echo ready; sleep 2; exit 5");
-    live.kill_owner();
+    live.kill_owner_and_watchdog();
     assert_agree(&env, &id, 5);
     let record = env.record(&id);
     assert_eq!(record["exit_code"], 5, "{record:#}");
@@ -370,7 +370,7 @@ fn timeout_is_124_everywhere_and_says_so() {
 fn timeout_holds_when_the_owner_dies() {
     let env = Tidy(moat_on(Runtime::Docker));
     let (live, id) = start_ready(&env, &["--timeout", "2s"], "echo ready; exec sleep 600");
-    live.kill_owner();
+    live.kill_owner_and_watchdog();
     // Each `moat list` reconciles the runs that claim to be live.
     let record = wait_for(
         &format!("moat list to end orphan {id} at its deadline"),

@@ -554,7 +554,7 @@ fn stop_without_argument_stops_the_newest_running_run() {
 fn orphan(env: &Env, name: &str, command: &[&str]) -> (String, String) {
     let a = spawn_run(env, &["-n", name], command);
     let id = wait_running(env, name);
-    a.kill_owner();
+    a.kill_owner_and_watchdog();
     let container = env.record(&id)["container_id"]
         .as_str()
         .expect("container_id")

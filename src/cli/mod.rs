@@ -66,6 +66,11 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             agents::main(agents::find(name).expect("just found"), rest)
         }
         "help" => help(rest),
+        // Started by `moat run` only; not in the help (run/watchdog.rs).
+        crate::run::watchdog::COMMAND => match rest.as_slice() {
+            [id] => crate::run::watchdog::watch(&id.to_string_lossy()),
+            _ => Err(Error::usage("moat", "usage: moat __watchdog RUN_ID")),
+        },
         "-h" | "--help" => {
             say(HELP)?;
             Ok(0)

@@ -21,6 +21,7 @@ mod spec;
 mod start;
 pub mod stop;
 pub mod wait;
+pub mod watchdog;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
         .create_run(&record)
         .map_err(|e| Error::moat(e.to_string()))?;
     log::debug!("run {} recorded", record.id);
+    watchdog::spawn(&record.id);
     store.reserve_space(&record.id);
 
     let mut run = Run {

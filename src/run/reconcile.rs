@@ -3,10 +3,11 @@
 //! whose `--timeout` has passed meanwhile is stopped and recorded as timed out: the
 //! deadline holds even when `moat run` itself died.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::outcome::Ended;
-use crate::runtime::{Connections, ContainerState};
+use crate::runtime::{Connections, ContainerState, Runtime};
 use crate::store::{self, Record, StopReason, Store};
 use crate::{term, time};
 
@@ -78,14 +79,7 @@ pub fn settle(
     conns: &mut Connections,
     record: &Record,
 ) -> Result<Option<Record>, crate::error::Error> {
-    let adopted;
-    let record = match &record.container_id {
-        Some(_) => record,
-        None => {
-            adopted = adopt_unrecorded(store, conns, record)?;
-            adopted.as_ref().unwrap_or(record)
-        }
-    };
+    let record = &with_container(store, conns, record)?;
     let (mut state, runtime) = match &record.container_id {
         None => (ContainerState::Gone, None),
         Some(c) => {
@@ -130,6 +124,59 @@ pub fn settle(
             code: None,
         },
     };
+    record_ending(store, runtime.as_ref(), record, state, ended).map(Some)
+}
+
+/// How long the command gets between its stop signal and the kill when the owner of its
+/// run died: nobody is left to wait for it, and the switch promises the container is gone
+/// within 5 seconds of the owner.
+const OWNER_DIED_GRACE: Duration = Duration::from_secs(2);
+
+/// The dead-man's switch fired (`watchdog`): the owner of `record` died without ending
+/// it. Stop its container now, record the run `failed` with the owner's death and the
+/// command's code as the engine tells it, and remove the container unless the run keeps
+/// it.
+pub fn owner_died(
+    store: &Store,
+    conns: &mut Connections,
+    record: &Record,
+) -> Result<Record, crate::error::Error> {
+    let record = &with_container(store, conns, record)?;
+    let (state, runtime) = match &record.container_id {
+        None => (ContainerState::Gone, None),
+        Some(c) => {
+            let rt = conns.for_record(&record.runtime, record.endpoint.as_ref())?;
+            if let Err(e) = rt.stop(c, None, OWNER_DIED_GRACE) {
+                log::debug!("stopping the run of a dead owner: {e}");
+                rt.kill(c)?;
+            }
+            (rt.inspect(c)?, Some(rt))
+        }
+    };
+    let code = match state {
+        ContainerState::Exited(code) => code,
+        _ => None,
+    };
+    let owner = record
+        .owner_pid
+        .map_or(String::new(), |pid| format!(" (pid {pid})"));
+    let ended = Ended::MoatFailed {
+        error: format!("moat run{owner} was killed; its watchdog stopped the run"),
+        code,
+    };
+    record_ending(store, runtime.as_ref(), record, state, ended)
+}
+
+/// Write how a run whose owner is gone ended, once (a run already final is left as it
+/// is), with the output its owner did not capture; then remove the container unless the
+/// run keeps it.
+fn record_ending(
+    store: &Store,
+    runtime: Option<&Arc<dyn Runtime>>,
+    record: &Record,
+    state: ContainerState,
+    ended: Ended,
+) -> Result<Record, crate::error::Error> {
     let now = time::now_rfc3339();
     let updated = store.update(&record.id, |r| {
         if r.state.is_final() {
@@ -137,32 +184,45 @@ pub fn settle(
         }
         // Only the process that settles the run (under the record's lock) catches up its
         // output, so it is appended once.
-        r.logs_incomplete =
-            r.logs_incomplete
-                .take()
-                .or_else(|| match (&runtime, &r.container_id) {
-                    (Some(rt), Some(c)) if state != ContainerState::Gone => {
-                        super::catch_up::catch_up(store, &**rt, &r.id, c)
-                            .err()
-                            .map(|why| {
-                                format!("output after moat run ended could not be recovered: {why}")
-                            })
-                    }
-                    (_, Some(_)) if r.started_at.is_some() => {
-                        Some("the container was gone before its output could be recovered".into())
-                    }
-                    _ => None,
-                });
+        r.logs_incomplete = r
+            .logs_incomplete
+            .take()
+            .or_else(|| match (runtime, &r.container_id) {
+                (Some(rt), Some(c)) if state != ContainerState::Gone => {
+                    super::catch_up::catch_up(store, &**rt, &r.id, c)
+                        .err()
+                        .map(|why| {
+                            format!("output after moat run ended could not be recovered: {why}")
+                        })
+                }
+                (_, Some(_)) if r.started_at.is_some() => {
+                    Some("the container was gone before its output could be recovered".into())
+                }
+                _ => None,
+            });
         r.finish(ended, now);
         true
     })?;
-    if let (Some(rt), Some(c), false) = (&runtime, &record.container_id, updated.keep)
+    if let (Some(rt), Some(c), false) = (runtime, &record.container_id, updated.keep)
         && state != ContainerState::Gone
         && let Err(e) = rt.remove(c)
     {
         term::warn(e);
     }
-    Ok(Some(updated))
+    Ok(updated)
+}
+
+/// `record`, or, when it names no container, the same record naming the container its
+/// owner made but died before recording ([`adopt_unrecorded`]).
+fn with_container(
+    store: &Store,
+    conns: &mut Connections,
+    record: &Record,
+) -> Result<Record, crate::error::Error> {
+    Ok(match &record.container_id {
+        Some(_) => record.clone(),
+        None => adopt_unrecorded(store, conns, record)?.unwrap_or_else(|| record.clone()),
+    })
 }
 
 /// A run whose record names no container may still have one: its owner died between the

@@ -71,6 +71,17 @@ impl Reaped {
         assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
     }
 
+    /// SIGKILLs the watchdog this `moat run` started, then moat itself, and reaps moat:
+    /// what a kill of everything the run's owner started (a cgroup kill) does. The run is
+    /// left an orphan, for the paths that settle one.
+    pub fn kill_with_watchdog(&mut self) {
+        let watchdog = watchdog_of(self.pid()).expect("moat run has started its watchdog");
+        // SAFETY: kill(2) of a process this test's moat started; SIGKILL touches nothing here.
+        unsafe { libc::kill(watchdog, libc::SIGKILL) };
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
     /// Its exit status, once it exits before `deadline`; `None` (after killing and
     /// reaping it) when it has not.
     pub fn exit_by(&mut self, deadline: Instant) -> Option<ExitStatus> {
@@ -107,6 +118,32 @@ impl Drop for Reaped {
         }
         let _ = self.0.wait();
     }
+}
+
+/// The pid of the watchdog `moat run` (pid `owner`) started: its child running
+/// `moat __watchdog`.
+pub fn watchdog_of(owner: libc::pid_t) -> Option<libc::pid_t> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so read after its `)`.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<libc::pid_t>().ok());
+        if ppid != Some(owner) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline.split(|b| *b == 0).any(|arg| arg == b"__watchdog") {
+            return Some(pid);
+        }
+    }
+    None
 }
 
 /// A running program with stdout and stderr captured.
@@ -267,10 +304,10 @@ impl Live {
         )
     }
 
-    /// SIGKILLs moat (no cleanup, no final record) and reaps it, leaving an orphan.
-    pub fn kill_owner(mut self) {
-        let _ = self.child.0.kill();
-        let _ = self.child.0.wait();
+    /// SIGKILLs moat and its watchdog (no cleanup, no final record, as a cgroup kill
+    /// does) and reaps moat, leaving an orphan.
+    pub fn kill_owner_and_watchdog(mut self) {
+        self.child.kill_with_watchdog();
     }
 }
 
