@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use common::live::{Live, watchdog_of};
+use common::live::{Live, watchdog_of, watchdogs};
 use common::pty::Pty;
 use common::{Env, IMAGE, containers_for, moat, scaled, wait_for};
 
@@ -65,17 +65,30 @@ fn switched(env: &Env, id: &str, killed: Instant, code: i64) {
     }
 }
 
+/// Spawns `cmd` (a `moat` whose run is named `name`), waits until the run runs, sends
+/// SIGKILL with `kill` (given moat's pid), and checks that the switch ended the run.
+fn kill_and_check(env: &Env, cmd: std::process::Command, name: &str, kill: impl Fn(libc::pid_t)) {
+    let mut live = Live::spawn(cmd);
+    let id = running(env, name);
+    kill(live.pid());
+    let killed = Instant::now();
+    let _ = live.wait(START);
+    switched(env, &id, killed, SLEEP_STOPPED);
+}
+
+/// SIGKILLs `target` (a pid, or a process group as `-pgid`).
+fn sigkill(target: libc::pid_t) {
+    // SAFETY: kill(2) of a process (group) this test started.
+    let rc = unsafe { libc::kill(target, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -9 {target}");
+}
+
 #[test]
 fn a_killed_owner_takes_its_container_with_it() {
     let env = moat();
     for round in 0..scaled(8, 3) {
         let name = format!("killed-{round}");
-        let mut live = Live::spawn(sleeper(&env, &name));
-        let id = running(&env, &name);
-        live.signal(libc::SIGKILL);
-        let killed = Instant::now();
-        let _ = live.wait(START);
-        switched(&env, &id, killed, SLEEP_STOPPED);
+        kill_and_check(&env, sleeper(&env, &name), &name, sigkill);
     }
 }
 
@@ -87,14 +100,7 @@ fn a_killed_process_group_takes_its_container_with_it() {
         // The owner in a process group of its own, killed whole, as CI runners cancel.
         let mut cmd = sleeper(&env, &name);
         cmd.process_group(0);
-        let mut live = Live::spawn(cmd);
-        let id = running(&env, &name);
-        // SAFETY: kill(2) of the process group this test made (the owner leads it).
-        let rc = unsafe { libc::kill(-live.pid(), libc::SIGKILL) };
-        assert_eq!(rc, 0, "kill -9 -{}", live.pid());
-        let killed = Instant::now();
-        let _ = live.wait(START);
-        switched(&env, &id, killed, SLEEP_STOPPED);
+        kill_and_check(&env, cmd, &name, |owner| sigkill(-owner));
     }
 }
 
@@ -110,12 +116,7 @@ fn a_killed_agent_session_takes_its_container_with_it() {
     .unwrap();
     let mut cmd = env.cmd();
     cmd.arg("claude");
-    let mut live = Live::spawn(cmd);
-    let id = running(&env, "agent");
-    live.signal(libc::SIGKILL);
-    let killed = Instant::now();
-    let _ = live.wait(START);
-    switched(&env, &id, killed, SLEEP_STOPPED);
+    kill_and_check(&env, cmd, "agent", sigkill);
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn a_normal_end_is_left_as_the_owner_left_it() {
     let id = record["id"].as_str().unwrap().to_string();
     // Its watchdog saw the run end by itself and is gone, having done nothing.
     wait_for("the watchdog gone", SWITCH_DEADLINE, || {
-        (!watchdog_running(&id)).then_some(())
+        (!watchdogs().iter().any(|w| w.run_id == id)).then_some(())
     });
     let record = env.record(&id);
     assert_eq!(record["outcome"], "exited", "{record:#}");
@@ -176,18 +177,4 @@ fn the_watchdog_lives_in_a_session_of_its_own() {
     }
     common::assert_code(&env.run(&["stop", &id]), 0);
     let _ = live.wait(START);
-}
-
-/// Whether a `moat __watchdog ID` process runs.
-fn watchdog_running(id: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries.flatten().any(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                    c.split(|b| *b == 0).any(|a| a == b"__watchdog")
-                        && c.split(|b| *b == 0).any(|a| a == id.as_bytes())
-                })
-            })
-        })
-        .unwrap_or(false)
 }

@@ -655,9 +655,7 @@ fn a_new_run_works_after_an_owner_died_holding_its_locks() {
     proc.wait_stdout_len(6, LONG);
     let holder = id_of(&wait_running(&env, "holder"));
     // The owner and its watchdog, as a cgroup kill: the run stays an orphan.
-    let watchdog = common::live::watchdog_of(proc.child.pid()).expect("a watchdog");
-    // SAFETY: kill(2) of a process this test's moat started.
-    unsafe { libc::kill(watchdog, libc::SIGKILL) };
+    proc.child.kill_watchdog();
     proc.signal(libc::SIGKILL);
     let (status, out, _) = proc.wait(Instant::now() + LONG);
     assert_eq!(status.code(), None, "moat was not killed: {status:?}");

@@ -569,113 +569,114 @@ pub fn dry_run(spec: &RunSpec, origins: &Origins) -> Result<()> {
 /// from the project file or a flag overriding it ends with its origin: `(moat.yaml:3)`.
 pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>, origins: &Origins) -> String {
     let json = |v: &[String]| serde_json::to_string(v).expect("strings serialise");
+    let from = |key: &str| origins.suffix(key);
     let mut lines: Vec<(String, String)> = Vec::new();
-    let mut line = |text: String, key: &str| lines.push((text, origins.suffix(key)));
+    let mut line = |text: String, suffix: String| lines.push((text, suffix));
     let kind = located.map_or(spec.runtime, |(_, kind)| *kind);
-    line(format!("runtime: {}", kind.as_str()), "runtime");
+    line(format!("runtime: {}", kind.as_str()), from("runtime"));
     if let Some((endpoint, _)) = located {
-        line(format!("endpoint: {endpoint}"), "");
+        line(format!("endpoint: {endpoint}"), String::new());
     }
     if let Some(name) = &spec.name {
-        line(format!("name: {name}"), "name");
+        line(format!("name: {name}"), from("name"));
     }
-    line(format!("image: {}", spec.image), "image");
+    line(format!("image: {}", spec.image), from("image"));
     if spec.command.is_empty() {
-        line("argv: (the image's default command)".into(), "command");
+        line(
+            "argv: (the image's default command)".into(),
+            from("command"),
+        );
     } else {
-        line(format!("argv: {}", json(&spec.command)), "command");
+        line(format!("argv: {}", json(&spec.command)), from("command"));
     }
-    line(describe_workspace(&spec.workspace), "");
+    let workspace = describe_workspace(&spec.workspace);
+    line(workspace.trim_end_matches('\n').into(), String::new());
     for (i, m) in spec.mounts.iter().enumerate() {
         let ro = if m.read_only { " (ro)" } else { "" };
         let text = format!("mount: {} -> {}{ro}", m.source.display(), m.target);
-        lines.push((text, origins.suffix_at("mounts", i)));
+        line(text, origins.suffix_at("mounts", i));
     }
-    let mut line = |text: String, key: &str| lines.push((text, origins.suffix(key)));
-    line(format!("workdir: {}", spec.workdir), "workdir");
+    line(format!("workdir: {}", spec.workdir), from("workdir"));
     if let Some(user) = &spec.user {
-        line(format!("user: {user}"), "user");
+        line(format!("user: {user}"), from("user"));
     }
     let names: Vec<String> = spec.env.iter().map(|(k, _)| k.clone()).collect();
-    line(format!("env: {}", json(&names)), "env");
-    line(format!("interactive: {}", spec.interactive), "interactive");
-    line(format!("init: {}", spec.init), "");
-    line(format!("keep: {}", spec.keep), "keep");
+    line(format!("env: {}", json(&names)), from("env"));
+    line(
+        format!("interactive: {}", spec.interactive),
+        from("interactive"),
+    );
+    line(format!("init: {}", spec.init), String::new());
+    line(format!("keep: {}", spec.keep), from("keep"));
     if let Some(n) = &spec.network {
-        line(format!("network: {n}"), "");
+        line(format!("network: {n}"), String::new());
     }
     if let Some(t) = spec.timeout {
-        line(format!("timeout: {}", time::format_duration(t)), "timeout");
+        line(
+            format!("timeout: {}", time::format_duration(t)),
+            from("timeout"),
+        );
     }
     if !origins.of("stop_timeout").is_empty() {
         let t = time::format_duration(spec.stop_timeout);
-        line(format!("stop_timeout: {t}"), "stop_timeout");
+        line(format!("stop_timeout: {t}"), from("stop_timeout"));
     }
     if spec.pull != Pull::Missing {
-        line(format!("pull: {:?}", spec.pull).to_lowercase(), "");
+        line(
+            format!("pull: {:?}", spec.pull).to_lowercase(),
+            String::new(),
+        );
     }
-    let mut ports = 0;
-    for text in describe_options(&spec.options) {
-        let suffix = match text.split_once(':').map_or("", |(key, _)| key) {
-            "memory" => origins.suffix("memory"),
-            "nano_cpus" => origins.suffix("cpus"),
-            "pids_limit" => origins.suffix("pids"),
-            "publish" => {
-                ports += 1;
-                origins.suffix_at("ports", ports - 1)
-            }
-            _ => String::new(),
-        };
-        lines.push((text, suffix));
-    }
+    lines.extend(describe_options(&spec.options, origins));
     lines
         .into_iter()
-        .map(|(text, suffix)| format!("{}{suffix}\n", text.trim_end_matches('\n')))
+        .map(|(text, suffix)| format!("{text}{suffix}\n"))
         .collect()
 }
 
-/// `--dry-run`'s lines for the `docker run` flags given, in the engine's terms.
-fn describe_options(o: &runtime::ContainerOptions) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut num = |name: &str, v: Option<i64>| {
+/// `--dry-run`'s lines for the `docker run` flags given, in the engine's terms, each with
+/// its origin's suffix when the value can come from the project file.
+fn describe_options(o: &runtime::ContainerOptions, origins: &Origins) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    // `key` is the setting's name in the project file ("" for a flag it has no key for).
+    let mut num = |name: &str, key: &str, v: Option<i64>| {
         if let Some(v) = v {
-            lines.push(format!("{name}: {v}"));
+            lines.push((format!("{name}: {v}"), origins.suffix(key)));
         }
     };
-    num("memory", o.memory);
-    num("memory_swap", o.memory_swap);
-    num("nano_cpus", o.nano_cpus);
-    num("pids_limit", o.pids_limit);
-    num("shm_size", o.shm_size);
+    num("memory", "memory", o.memory);
+    num("memory_swap", "", o.memory_swap);
+    num("nano_cpus", "cpus", o.nano_cpus);
+    num("pids_limit", "pids", o.pids_limit);
+    num("shm_size", "", o.shm_size);
     for u in &o.ulimits {
-        lines.push(format!("ulimit: {}={}:{}", u.name, u.soft, u.hard));
+        let text = format!("ulimit: {}={}:{}", u.name, u.soft, u.hard);
+        lines.push((text, String::new()));
     }
-    for p in &o.publish {
+    for (i, p) in o.publish.iter().enumerate() {
         let host = p.host_port.map_or("random".to_string(), |h| h.to_string());
         let ip = if p.host_ip.is_empty() {
             "*"
         } else {
             &p.host_ip
         };
-        lines.push(format!(
-            "publish: {ip}:{host} -> {}/{}",
-            p.container_port, p.proto
-        ));
-    }
-    if o.publish_all {
-        lines.push("publish: every exposed port".into());
-    }
-    if let Some(e) = &o.entrypoint {
-        lines.push(format!(
-            "entrypoint: {}",
-            serde_json::to_string(e).expect("strings")
-        ));
+        let text = format!("publish: {ip}:{host} -> {}/{}", p.container_port, p.proto);
+        lines.push((text, origins.suffix_at("ports", i)));
     }
     let mut list = |name: &str, values: Vec<String>| {
         for v in values {
-            lines.push(format!("{name}: {v}"));
+            lines.push((format!("{name}: {v}"), String::new()));
         }
     };
+    if o.publish_all {
+        list("publish", vec!["every exposed port".into()]);
+    }
+    if let Some(e) = &o.entrypoint {
+        list(
+            "entrypoint",
+            vec![serde_json::to_string(e).expect("strings")],
+        );
+    }
     list(
         "label",
         o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -695,13 +696,13 @@ fn describe_options(o: &runtime::ContainerOptions) -> Vec<String> {
     list("security_opt", o.security_opt.clone());
     list("platform", o.platform.iter().cloned().collect());
     if o.read_only {
-        lines.push("read_only: true".into());
+        list("read_only", vec!["true".into()]);
     }
     if o.privileged {
-        lines.push("privileged: true".into());
+        list("privileged", vec!["true".into()]);
     }
     if let Some(g) = &o.gpus {
-        lines.push(format!("gpus: {g:?}"));
+        list("gpus", vec![format!("{g:?}")]);
     }
     lines
 }

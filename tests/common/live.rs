@@ -71,13 +71,19 @@ impl Reaped {
         assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
     }
 
+    /// SIGKILLs the watchdog this `moat run` started: moat alone is then killed as a
+    /// cgroup kill would kill it, watchdog and all.
+    pub fn kill_watchdog(&self) {
+        let watchdog = watchdog_of(self.pid()).expect("moat run has started its watchdog");
+        // SAFETY: kill(2) of a process this test's moat started; SIGKILL touches nothing here.
+        unsafe { libc::kill(watchdog, libc::SIGKILL) };
+    }
+
     /// SIGKILLs the watchdog this `moat run` started, then moat itself, and reaps moat:
     /// what a kill of everything the run's owner started (a cgroup kill) does. The run is
     /// left an orphan, for the paths that settle one.
     pub fn kill_with_watchdog(&mut self) {
-        let watchdog = watchdog_of(self.pid()).expect("moat run has started its watchdog");
-        // SAFETY: kill(2) of a process this test's moat started; SIGKILL touches nothing here.
-        unsafe { libc::kill(watchdog, libc::SIGKILL) };
+        self.kill_watchdog();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -123,27 +129,50 @@ impl Drop for Reaped {
 /// The pid of the watchdog `moat run` (pid `owner`) started: its child running
 /// `moat __watchdog`.
 pub fn watchdog_of(owner: libc::pid_t) -> Option<libc::pid_t> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`; comm may hold spaces, so read after its `)`.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<libc::pid_t>().ok());
-        if ppid != Some(owner) {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline.split(|b| *b == 0).any(|arg| arg == b"__watchdog") {
-            return Some(pid);
-        }
-    }
-    None
+    watchdogs()
+        .into_iter()
+        .find(|w| w.parent == owner)
+        .map(|w| w.pid)
+}
+
+/// A `moat __watchdog RUN_ID` process.
+pub struct Watchdog {
+    pub pid: libc::pid_t,
+    pub parent: libc::pid_t,
+    pub run_id: String,
+}
+
+/// Every `moat __watchdog` process on the machine, read from /proc.
+pub fn watchdogs() -> Vec<Watchdog> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if args.get(1) != Some(&&b"__watchdog"[..]) {
+                return None;
+            }
+            // `pid (comm) state ppid ...`; comm may hold spaces, so read after its `)`.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let run_id = String::from_utf8_lossy(args.get(2)?).into_owned();
+            Some(Watchdog {
+                pid,
+                parent,
+                run_id,
+            })
+        })
+        .collect()
 }
 
 /// A running program with stdout and stderr captured.
