@@ -256,6 +256,19 @@ pub struct ManagedContainer {
     pub home: Option<String>,
     /// When the runtime created it (by the runtime's clock), when it says.
     pub created: Option<SystemTime>,
+    /// What it does for its run when it is not the run's own container: `proxy`, a
+    /// strict run's egress proxy (its `moat.role` label).
+    pub role: Option<String>,
+}
+
+/// A network moat made for a run (a strict run's internal network), as found by listing
+/// the runtime.
+#[derive(Debug, Clone)]
+pub struct ManagedNetwork {
+    pub id: String,
+    pub run_id: Option<String>,
+    /// The store (`$MOAT_HOME`) that made it, from its `moat.home` label.
+    pub home: Option<String>,
 }
 
 /// The container's output, as chunks tagged with their stream.
@@ -407,13 +420,80 @@ pub trait Runtime: Send + Sync {
 
     /// The container labelled `moat.run_id=<run_id>`, if there is one: how a container
     /// is found whose ID never reached the run's record (its owner died between the
-    /// create and the record).
-    fn find_by_run_id(&self, run_id: &str) -> Result<Option<String>>;
+    /// create and the record). The run's helpers (a proxy) are not it.
+    fn find_by_run_id(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .list_run(run_id)?
+            .into_iter()
+            .find(|c| c.role.is_none())
+            .map(|c| c.id))
+    }
+
+    /// The platform containers run on here, `OS/ARCH` as images name it (`linux/amd64`).
+    fn platform(&self) -> Result<String> {
+        Err(unsupported("asking the engine for its platform"))
+    }
+
+    /// Create a bridge network named `name`, labelled `labels`; an `internal` one has no
+    /// route out of it. Returns its ID and its subnets (CIDR).
+    fn create_network(
+        &self,
+        _name: &str,
+        _internal: bool,
+        _labels: &[(String, String)],
+    ) -> Result<(String, Vec<String>)> {
+        Err(unsupported("creating a network"))
+    }
+
+    /// Attach the container (created or running) to the network too.
+    fn connect_network(&self, _network: &str, _container: &str) -> Result<()> {
+        Err(unsupported("connecting a container to a network"))
+    }
+
+    /// The container's IP address on the network, once it runs.
+    fn address_on(&self, _container: &str, _network: &str) -> Result<String> {
+        Err(unsupported("reading a container's address"))
+    }
+
+    /// Remove the network. One that is already gone is fine.
+    fn remove_network(&self, _id: &str) -> Result<()> {
+        Err(unsupported("removing a network"))
+    }
+
+    /// Networks labelled `moat.managed=true`, or only those of run `run_id`.
+    fn list_networks(&self, _run_id: Option<&str>) -> Result<Vec<ManagedNetwork>> {
+        Ok(Vec::new())
+    }
+
+    /// The tags of the images labelled `label` (`KEY=VALUE`).
+    fn images_labelled(&self, _label: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Remove the image `tag` unless a container uses it (then it stays: the error says
+    /// so). One that is gone is fine.
+    fn remove_image(&self, _tag: &str) -> Result<()> {
+        Err(unsupported("removing an image"))
+    }
+
+    /// Every container of run `run_id`: its own and its helpers (a proxy).
+    fn list_run(&self, run_id: &str) -> Result<Vec<ManagedContainer>> {
+        Ok(self
+            .list_managed()?
+            .into_iter()
+            .filter(|c| c.run_id.as_deref() == Some(run_id))
+            .collect())
+    }
 
     /// End the calls other threads still wait on (a pull the run no longer wants), so
     /// none outlives moat. A runtime whose calls end with moat's connections needs
     /// nothing here.
     fn cancel_calls(&self) {}
+}
+
+/// The error of a call this runtime cannot make.
+fn unsupported(what: &str) -> Error {
+    Error::new(ErrorKind::Other, what, "this runtime cannot do it")
 }
 
 /// Runtimes connected on first use, so commands that touch only finished runs never make

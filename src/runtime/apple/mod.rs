@@ -433,19 +433,11 @@ impl Runtime for Apple {
             .map(|mut s| ManagedContainer {
                 run_id: s.labels.remove("moat.run_id"),
                 home: s.labels.remove("moat.home"),
+                role: s.labels.remove("moat.role"),
                 created: s.created,
                 id: s.id,
             })
             .collect())
-    }
-
-    fn find_by_run_id(&self, run_id: &str) -> Result<Option<String>> {
-        // The CLI has no label filter: list them all and look at the labels here.
-        Ok(self
-            .list_managed()?
-            .into_iter()
-            .find(|c| c.run_id.as_deref() == Some(run_id))
-            .map(|c| c.id))
     }
 }
 

@@ -7,6 +7,7 @@ mod build;
 mod client;
 mod create;
 pub mod demux;
+mod network;
 mod podman;
 mod pull;
 mod transport;
@@ -576,12 +577,48 @@ impl Runtime for Docker {
         self.list_labelled("moat.managed=true")
     }
 
-    fn find_by_run_id(&self, run_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .list_labelled(&format!("moat.run_id={run_id}"))?
-            .into_iter()
-            .next()
-            .map(|c| c.id))
+    fn list_run(&self, run_id: &str) -> Result<Vec<ManagedContainer>> {
+        self.list_labelled(&format!("moat.run_id={run_id}"))
+    }
+
+    fn platform(&self) -> Result<String> {
+        network::platform(&self.client)
+    }
+
+    fn create_network(
+        &self,
+        name: &str,
+        internal: bool,
+        labels: &[(String, String)],
+    ) -> Result<(String, Vec<String>)> {
+        network::create(&self.client, self.kind, name, internal, labels)
+    }
+
+    fn connect_network(&self, network: &str, container: &str) -> Result<()> {
+        network::connect(&self.client, network, container)
+    }
+
+    fn address_on(&self, container: &str, network: &str) -> Result<String> {
+        network::address_on(&self.client, container, network)
+    }
+
+    fn remove_network(&self, id: &str) -> Result<()> {
+        network::remove(&self.client, id)
+    }
+
+    fn images_labelled(&self, label: &str) -> Result<Vec<String>> {
+        network::images_labelled(&self.client, label)
+    }
+
+    fn remove_image(&self, tag: &str) -> Result<()> {
+        network::remove_image(&self.client, tag)
+    }
+
+    fn list_networks(&self, run_id: Option<&str>) -> Result<Vec<super::ManagedNetwork>> {
+        match run_id {
+            Some(id) => network::list(&self.client, &format!("moat.run_id={id}")),
+            None => network::list(&self.client, "moat.managed=true"),
+        }
     }
 }
 
@@ -621,6 +658,7 @@ impl Docker {
                 ManagedContainer {
                     run_id: labels.remove("moat.run_id"),
                     home: labels.remove("moat.home"),
+                    role: labels.remove("moat.role"),
                     created: c.created.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
                     id: c.id,
                 }
