@@ -14,6 +14,7 @@ pub mod logger;
 pub mod outcome;
 pub mod run;
 pub mod runtime;
+pub mod sandbox;
 pub mod signal;
 pub mod store;
 pub mod stream;

@@ -71,6 +71,8 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             [id] => crate::run::watchdog::watch(&id.to_string_lossy()),
             _ => Err(Error::usage("moat", "usage: moat __watchdog RUN_ID")),
         },
+        // Run by the engine as a strict run's egress proxy; not in the help (sandbox/).
+        crate::sandbox::proxy::COMMAND => crate::sandbox::proxy::main(rest),
         "-h" | "--help" => {
             say(HELP)?;
             Ok(0)
