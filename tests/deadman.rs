@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::live::{Live, watchdog_of, watchdogs};
 use common::pty::Pty;
-use common::{Env, IMAGE, containers_for, moat, scaled, wait_for};
+use common::{Env, IMAGE, containers_for, moat, networks_for, scaled, wait_for};
 
 /// The switch's promise: nothing of the run is left this long after its owner died.
 const SWITCH_DEADLINE: Duration = Duration::from_secs(5);
@@ -36,13 +36,16 @@ fn running(env: &Env, name: &str) -> String {
     record["id"].as_str().expect("id").to_string()
 }
 
-/// Within [`SWITCH_DEADLINE`] of `killed`, run `id` has no container and is recorded
-/// failed with its owner's death and the command's exit code `code`.
+/// Within [`SWITCH_DEADLINE`] of `killed`, run `id` has no container (nor a strict run's
+/// proxy and network) and is recorded failed with its owner's death and the command's
+/// exit code `code`.
 #[track_caller]
 fn switched(env: &Env, id: &str, killed: Instant, code: i64) {
-    let gone = wait_for("the run's container removed", SWITCH_DEADLINE * 2, || {
-        containers_for(id).is_empty().then(Instant::now)
-    });
+    let gone = wait_for(
+        "the run's containers and network removed",
+        SWITCH_DEADLINE * 2,
+        || (containers_for(id).is_empty() && networks_for(id).is_empty()).then(Instant::now),
+    );
     let took = gone - killed;
     assert!(
         took <= SWITCH_DEADLINE,
@@ -93,6 +96,43 @@ fn a_killed_owner_takes_its_container_with_it() {
 }
 
 #[test]
+fn a_killed_strict_owner_takes_its_proxy_and_network_with_it() {
+    let env = moat();
+    if common::runtime() == common::Runtime::Apple {
+        // Its CLI cannot make the topology: strict is refused, never run open.
+        let out = env.run(&[
+            "run",
+            "--image",
+            IMAGE,
+            "--allow-host",
+            "x.test",
+            "--",
+            "true",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not available on Apple's runtime"), "{err}");
+        assert!(env.records().is_empty());
+        return;
+    }
+    for round in 0..scaled(3, 2) {
+        let name = format!("strict-{round}");
+        let mut cmd = env.cmd();
+        cmd.args([
+            "run",
+            "-n",
+            &name,
+            "--image",
+            IMAGE,
+            "--allow-host",
+            "example.test",
+        ]);
+        cmd.args(["--", "sleep", "600"]);
+        kill_and_check(&env, cmd, &name, sigkill);
+    }
+}
+
+#[test]
 fn a_killed_process_group_takes_its_container_with_it() {
     let env = moat();
     for round in 0..scaled(5, 2) {
@@ -108,10 +148,15 @@ fn a_killed_process_group_takes_its_container_with_it() {
 fn a_killed_agent_session_takes_its_container_with_it() {
     let env = moat();
     // `moat claude` with the project's image and command: the agent preset's path (its
-    // state, its user) without building the agent's image.
+    // state, its user, its strict network) without building the agent's image. Apple's
+    // runtime has no strict network: the session runs open there.
+    let policy = match common::runtime() {
+        common::Runtime::Apple => "network:\n  policy: open\n",
+        common::Runtime::Docker => "",
+    };
     std::fs::write(
         env.ws.join("moat.yaml"),
-        format!("name: agent\nimage: {IMAGE}\ncommand: [\"sleep\", \"600\"]\n"),
+        format!("name: agent\nimage: {IMAGE}\ncommand: [\"sleep\", \"600\"]\n{policy}"),
     )
     .unwrap();
     let mut cmd = env.cmd();

@@ -1037,12 +1037,14 @@ fn corrupt_run_directories_are_shown_and_kept() {
     assert_code(&out, 0);
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("list --json parses");
     // A record written without moat's exit code (as by an older moat) is listed with it,
-    // decided by the same function `moat run` uses; and with the workspace mode every run
-    // had before there was a choice.
+    // decided by the same function `moat run` uses; with the workspace mode every run
+    // had before there was a choice, and the network policy every run had before there
+    // were policies.
     let mut expected = good.clone();
     expected["moat_exit_code"] = 0.into();
     expected["outcome"] = "exited".into();
     expected["workspace_mode"] = "bind".into();
+    expected["network_policy"] = "open".into();
     assert_eq!(list, vec![expected]);
     let err = stderr(&out);
     for dir in ["run_bbbb00000001", "run_bbbb00000002", "not-a-run"] {

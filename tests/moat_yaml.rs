@@ -343,22 +343,86 @@ fn bad_values_are_told_at_their_place_before_anything_exists() {
 }
 
 #[test]
-fn a_network_policy_moat_cannot_enforce_yet_is_refused_not_ignored() {
+fn the_files_network_policy_and_allowlist_reach_the_run() {
     let env = moat();
-    write(&env, "network:\n  policy: strict\n");
-    let out = env.cmd().args(["run", "--", "true"]).output().unwrap();
-    let line = refused(&env, &out);
-    assert!(
-        line.starts_with("moat: moat.yaml:2:11: network.policy \"strict\" is not enforced"),
-        "{line}"
+    write(
+        &env,
+        &format!(
+            "image: {IMAGE}\nnetwork:\n  policy: strict\n  allow: [api.example.test, \"*.example.org:8443\"]\n"
+        ),
     );
-    write(&env, "network:\n  allow: [api.example.com]\n");
-    let out = env.cmd().args(["run", "--", "true"]).output().unwrap();
-    let line = refused(&env, &out);
-    assert!(
-        line.starts_with("moat: moat.yaml:2:11: network allowlists are not enforced"),
-        "{line}"
+    let out = env.cmd().args(["run", "--dry-run"]).output().unwrap();
+    assert_code(&out, 0);
+    let dry = stdout(&out);
+    assert_eq!(
+        line(&dry, "network_policy"),
+        "network_policy: strict (moat.yaml:3)"
     );
+    assert_eq!(
+        line(&dry, "allow_hosts"),
+        "allow_hosts: [\"api.example.test\",\"*.example.org:8443\"] (moat.yaml:4)"
+    );
+    // --allow-host adds to the file's list; --network-policy replaces the file's policy,
+    // list and all.
+    let out = env
+        .cmd()
+        .args(["run", "--dry-run", "--allow-host", "x.test"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        line(&stdout(&out), "allow_hosts"),
+        "allow_hosts: [\"api.example.test\",\"*.example.org:8443\",\"x.test\"] (moat.yaml:4, --allow-host)"
+    );
+    let out = env
+        .cmd()
+        .args(["run", "--dry-run", "--network-policy", "open"])
+        .output()
+        .unwrap();
+    let dry = stdout(&out);
+    assert_eq!(
+        line(&dry, "network_policy"),
+        "network_policy: open (--network-policy, over moat.yaml:3)"
+    );
+    assert!(!dry.contains("allow_hosts"), "{dry}");
+
+    // The run itself is strict: its container gets the proxy, its record says so.
+    let out = env
+        .cmd()
+        .args(["run", "--", "sh", "-c", "echo proxy=${HTTP_PROXY%%:*}"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "proxy=http\n");
+    let record = &env.records()[0];
+    assert_eq!(record["network_policy"], "strict", "{record:#}");
+    assert_eq!(
+        record["allowed_hosts"],
+        serde_json::json!(["api.example.test", "*.example.org:8443"])
+    );
+
+    // A list alone means strict; bad values are refused at their place.
+    let env = moat();
+    write(&env, "network:\n  allow:\n    - x.test\n");
+    let out = env.cmd().args(["run", "--dry-run"]).output().unwrap();
+    assert_eq!(
+        line(&stdout(&out), "network_policy"),
+        "network_policy: strict"
+    );
+    for (text, want) in [
+        (
+            "network:\n  policy: sometimes\n",
+            "moat: moat.yaml:2:11: invalid network.policy \"sometimes\": use strict or open",
+        ),
+        (
+            "network:\n  allow:\n    - \"a b\"\n",
+            "moat: moat.yaml:3:7: invalid host \"a b\"",
+        ),
+    ] {
+        write(&env, text);
+        let out = env.cmd().args(["run", "--", "true"]).output().unwrap();
+        let refused_line = refused(&env, &out);
+        assert!(refused_line.starts_with(want), "{text}: {refused_line}");
+    }
 }
 
 #[test]
@@ -393,27 +457,23 @@ fn go_moat_files_are_read_where_they_mean_the_same() {
     );
 
     // An agent file: the agent, its mounts in both of Go moat's forms, its memory in
-    // megabytes; its strict network is refused until moat enforces one.
-    let agent = fixture("go-agent.yaml");
+    // megabytes, its strict network with its rules' hosts after the agent's own.
     std::fs::create_dir_all(env.ws.join("cache")).unwrap();
     std::fs::create_dir_all(env.ws.join("data")).unwrap();
-    write(&env, &agent);
-    let out = env.cmd().args(["run", "--dry-run"]).output().unwrap();
-    let line_ = refused(&env, &out);
-    assert!(
-        line_.contains("network.policy \"strict\" is not enforced"),
-        "{line_}"
-    );
-    let open = agent
-        .replace("policy: strict", "policy: permissive")
-        .replace(
-            "  rules:\n    - \"api.example.com\"\n    - \"*.example.org\"\n",
-            "",
-        );
-    write(&env, &open);
+    write(&env, &fixture("go-agent.yaml"));
     let out = env.cmd().args(["run", "--dry-run"]).output().unwrap();
     assert_code(&out, 0);
     let dry = stdout(&out);
+    assert_eq!(
+        line(&dry, "network_policy"),
+        "network_policy: strict (moat.yaml:17)"
+    );
+    assert!(
+        line(&dry, "allow_hosts").starts_with(
+            "allow_hosts: [\"api.anthropic.com\",\"api.example.com\",\"*.example.org\"]"
+        ),
+        "{dry}"
+    );
     assert!(dry.contains("agent: claude (moat.yaml:4)\n"), "{dry}");
     assert!(dry.contains("memory: 4294967296 (moat.yaml"), "{dry}");
     assert!(dry.contains("nano_cpus: 2000000000 (moat.yaml"), "{dry}");
@@ -433,11 +493,6 @@ fn go_moat_files_are_read_where_they_mean_the_same() {
 fn the_complete_example_is_read_whole() {
     let env = moat();
     let text = std::fs::read_to_string(Path::new(FIXTURES).join("complete.yaml")).unwrap();
-    // Until moat enforces a network policy, the example's is open.
-    let text = text.replace("policy: strict", "policy: open").replace(
-        "  allow:\n    - api.example.com\n    - example.org:8443\n",
-        "",
-    );
     write(&env, &text);
     std::fs::create_dir_all(env.ws.join("cache")).unwrap();
     std::fs::write(env.ws.join(".env.ci"), "A=1\n").unwrap();
@@ -452,10 +507,12 @@ fn the_complete_example_is_read_whole() {
         "user: 1000:1000 (moat.yaml:14)",
         "publish: *:8080 -> 80/tcp (moat.yaml:16)",
         "publish: *:random -> 9229/tcp (moat.yaml:17)",
-        "memory: 2147483648 (moat.yaml:21)",
-        "timeout: 30m (moat.yaml:24)",
-        "agent: claude (moat.yaml:27)",
-        "keep: true (moat.yaml:28)",
+        "memory: 2147483648 (moat.yaml:24)",
+        "timeout: 30m (moat.yaml:27)",
+        "network_policy: strict (moat.yaml:19)",
+        "allow_hosts: [\"api.anthropic.com\",\"api.example.com\",\"example.org:8443\"] (moat.yaml:21, moat.yaml:22)",
+        "agent: claude (moat.yaml:30)",
+        "keep: true (moat.yaml:31)",
     ] {
         assert!(dry.lines().any(|l| l == want), "no {want:?} in\n{dry}");
     }

@@ -48,7 +48,8 @@ pub struct Agent {
     /// Files of the host's config directory that seed the agent's state on first use:
     /// settings and instructions, never credentials.
     pub seed: &'static [&'static str],
-    /// Hosts the agent talks to (printed by `--dry-run`, for network policies).
+    /// Hosts the agent talks to: all it may reach under the strict policy it runs with
+    /// by default (with the user's `--allow-host`).
     pub hosts: &'static [&'static str],
 }
 
@@ -349,6 +350,15 @@ fn start(
     if let Some(recipe) = &recipe {
         flags.image = Some(recipe.tag());
     }
+    // An agent reaches only the hosts it declares (and the user's --allow-host) unless
+    // told otherwise: by a policy, or by naming its network (`--network none`).
+    if flags.network_policy.is_none() && flags.network.is_none() {
+        flags.network_policy = Some("strict".into());
+    }
+    if flags.network_policy.as_deref() == Some("strict") {
+        let declared = agent.hosts.iter().map(|h| h.to_string());
+        flags.allow_hosts.splice(0..0, declared);
+    }
     let dry_run = flags.dry_run;
     let user_given = flags.user.is_some();
     let mut spec = flags.into_spec(usage_of, workspace, argv)?;
@@ -408,9 +418,6 @@ fn start(
                 agent.config_dir
             ))?,
             None => say("state: not kept (the engine cannot see this machine's files)")?,
-        }
-        if !agent.hosts.is_empty() {
-            say(format_args!("hosts: {}", agent.hosts.join(", ")))?;
         }
         return Ok(0);
     }

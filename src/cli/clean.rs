@@ -58,7 +58,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
 
     let store = Store::open()?;
     let plan = reap::plan(&store, &mut Connections::default(), older_than)?;
-    if plan.runs.is_empty() && plan.containers.is_empty() {
+    if plan.is_empty() {
         say("Nothing to clean")?;
         return Ok(0);
     }
@@ -75,6 +75,11 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             "Removed container {} (run {})",
             short(&c.id),
             c.run_id.as_deref().unwrap_or("unknown")
+        )),
+        Removed::Network(n) => report.say(format_args!(
+            "Removed network {} (run {})",
+            short(&n.id),
+            n.run_id.as_deref().unwrap_or("unknown")
         )),
         Removed::Run(r) => report.say(format_args!("Removed run {} ({})", r.id, r.name)),
     });
@@ -96,6 +101,13 @@ fn show(plan: &Plan) -> Result<i32> {
             "Would remove container {} (run {})",
             short(&c.id),
             c.run_id.as_deref().unwrap_or("unknown")
+        ))?;
+    }
+    for n in &plan.networks {
+        say(format_args!(
+            "Would remove network {} (run {})",
+            short(&n.id),
+            n.run_id.as_deref().unwrap_or("unknown")
         ))?;
     }
     Ok(0)

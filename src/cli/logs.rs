@@ -21,6 +21,7 @@ const HELP: &str = "\
 Print a run's captured output
 
 Usage: moat logs [-f] [-n N] [-t] [--stdout | --stderr] [RUN]
+       moat logs --network [-n N] [RUN]
 
 RUN defaults to the newest run. Stdout lines go to stdout and stderr lines to
 stderr, byte for byte as the command wrote them. Works without the engine.
@@ -31,6 +32,10 @@ Flags:
   -t, --timestamps  start each line with the time it was captured
       --stdout      only the stdout lines
       --stderr      only the stderr lines
+      --network     the requests a strict run's proxy saw instead, one a line:
+                    time, allowed or denied, method, host:port, status, bytes
+                    up and down, duration (the raw records: network.jsonl in
+                    the run's directory)
   -h, --help        show this help";
 
 /// How often a follower looks for new output.
@@ -45,6 +50,7 @@ struct Options {
 /// Entry point for `moat logs`.
 pub fn main(args: Vec<OsString>) -> Result<i32> {
     let mut follow = false;
+    let mut network = false;
     let mut opts = Options {
         tail: None,
         timestamps: false,
@@ -65,6 +71,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             "-t" | "--timestamps" => opts.timestamps = true,
             "--stdout" => opts.only = Some(Stream::Stdout),
             "--stderr" => opts.only = Some(Stream::Stderr),
+            "--network" => network = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -82,9 +89,18 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
             .next()
             .ok_or_else(|| Error::failed("no runs yet"))?,
     };
+    if network && (follow || opts.only.is_some() || opts.timestamps) {
+        return Err(Error::usage(
+            "logs",
+            "--network takes only -n (its lines carry their own times)",
+        ));
+    }
     // A run whose owner died is settled first, so what follows is the truth.
     let mut conns = Connections::default();
     let checked = reconcile::check(&store, &mut conns, record);
+    if network {
+        return print_network(&store, &checked.record, opts.tail);
+    }
     let mut printer = Printer::new();
     if follow && !checked.record.state.is_final() && !checked.orphaned {
         follow_run(&store, checked.record, &opts, &mut printer)?;
@@ -95,6 +111,61 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `--network`: the proxy's records of a strict run, one line each.
+fn print_network(store: &Store, record: &Record, tail: Option<usize>) -> Result<i32> {
+    if record.network_policy != "strict" {
+        return Err(Error::failed(format!(
+            "run {} has no network log: its network policy was {}",
+            record.id, record.network_policy
+        )));
+    }
+    let path = store.network_log_path(&record.id);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::failed(format!(
+                "reading {}: {}",
+                path.display(),
+                crate::io_reason::io_reason(&e)
+            )));
+        }
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
+    for line in &lines[skip..] {
+        super::say(network_line(line))?;
+    }
+    Ok(0)
+}
+
+/// One proxy record as a line: `TIME allowed CONNECT host:443 200 12/3456 B 15 ms`, and
+/// the reason of a denial or failure; a line that is not a record, as it is.
+fn network_line(line: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_string();
+    };
+    let text = |key: &str| v[key].as_str().unwrap_or("?").to_string();
+    let number = |key: &str| v[key].as_u64().map_or("?".into(), |n| n.to_string());
+    let mut out = format!(
+        "{} {} {} {}:{} {} {}/{} B {} ms",
+        text("time"),
+        text("decision"),
+        text("method"),
+        text("host"),
+        number("port"),
+        number("status"),
+        number("bytes_up"),
+        number("bytes_down"),
+        number("duration_ms"),
+    );
+    if let Some(reason) = v["reason"].as_str() {
+        out.push_str(" - ");
+        out.push_str(reason);
+    }
+    out
 }
 
 /// A run whose `moat run` died captures nothing more: follow its output through the

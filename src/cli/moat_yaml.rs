@@ -15,6 +15,7 @@ use crate::config::{self, Config, Sourced};
 use crate::error::{Error, Result};
 use crate::runtime::Kind;
 use crate::runtime::reference::check as check_image;
+use crate::sandbox::allow;
 use crate::store::id::validate_name;
 use crate::time;
 
@@ -166,7 +167,7 @@ pub fn apply(command: &'static str, flags: &mut RunFlags, file: &Config) -> Resu
     );
     m.switch("keep", "--keep", &mut flags.keep, &file.keep);
     m.env(flags)?;
-    m.network()?;
+    m.network(flags)?;
     Ok(merge.origins)
 }
 
@@ -294,37 +295,36 @@ impl Merge<'_> {
         Ok(())
     }
 
-    /// `network:` is the egress policy of the sandbox issue, not yet enforced: `open`
-    /// is what every run has today; anything stricter is refused rather than run with
-    /// the network open.
-    fn network(&mut self) -> Result<()> {
-        if let Some(p) = &self.file.network_policy {
-            match p.value.as_str() {
-                "open" => self.origins.add("network", place(self.file, p)),
-                "strict" => {
-                    return Err(self.error(
-                        p,
-                        "network.policy \"strict\" is not enforced by this moat yet: a run \
-                         would reach every host (remove it, or write \"open\")"
-                            .into(),
-                    ));
-                }
-                other => {
-                    return Err(self.error(
-                        p,
-                        format!("invalid network.policy {other:?}: use strict or open"),
-                    ));
-                }
-            }
+    /// `network:`: the policy, and the hosts a strict run may reach (the file's first,
+    /// then `--allow-host`'s). A policy given as a flag replaces the file's, hosts and
+    /// all: `--network-policy open` runs without the file's allowlist.
+    fn network(&mut self, flags: &mut RunFlags) -> Result<()> {
+        let policy_flag = flags.network_policy.clone();
+        self.one(
+            "network_policy",
+            "--network-policy",
+            &mut flags.network_policy,
+            &self.file.network_policy,
+            |p| match p {
+                "strict" | "open" => Ok(()),
+                other => Err(format!(
+                    "invalid network.policy {other:?}: use strict or open"
+                )),
+            },
+        )?;
+        if policy_flag.is_some() {
+            return Ok(());
         }
-        if let Some(h) = self.file.network_allow.first() {
-            return Err(self.error(
-                h,
-                "network allowlists are not enforced by this moat yet: a run would reach \
-                 every host, not only these (remove the list)"
-                    .into(),
-            ));
-        }
-        Ok(())
+        self.list(
+            "allow_hosts",
+            "--allow-host",
+            &mut flags.allow_hosts,
+            &self.file.network_allow,
+            |h| {
+                allow::parse(h)
+                    .map(drop)
+                    .map_err(|why| format!("invalid host {h:?}: {why}"))
+            },
+        )
     }
 }

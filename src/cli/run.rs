@@ -13,6 +13,7 @@ use crate::run::{self, Pull, RunSpec, Workspace};
 use crate::runtime::endpoint::Endpoint;
 use crate::runtime::reference::check as check_image;
 use crate::runtime::{self, Kind, Mount};
+use crate::sandbox::allow;
 use crate::store::id::validate_name;
 use crate::time;
 use crate::workspace::{self, Ignore, Mode};
@@ -74,7 +75,15 @@ Resources:
       --gpus GPUS          all, a count, or device=ID[,ID...]
 
 Network:
-      --network NETWORK    none, bridge or a network name
+      --network-policy POLICY
+                           open (the default) or strict: the container reaches only
+                           the --allow-host hosts, through moat's proxy, and nothing
+                           else (no route out; requests logged: moat logs --network)
+      --allow-host HOST[:PORT]
+                           with strict, a host the run may reach (*.example.com for
+                           its subdomains; ports 80 and 443 unless given); implies
+                           strict
+      --network NETWORK    none, bridge or a network name (not with strict)
   -p, --publish [IP:][HOST:]PORT[/PROTO]
                            publish a container port (no HOST: a random one); the
                            ports are recorded, shown by moat list, and printed on start
@@ -111,6 +120,10 @@ pub struct RunFlags {
     pub copy_back: bool,
     pub runtime: Option<String>,
     pub network: Option<String>,
+    /// `--network-policy`: `open` or `strict`.
+    pub network_policy: Option<String>,
+    /// `--allow-host`, as given.
+    pub allow_hosts: Vec<String>,
     pub user: Option<String>,
     pub env_files: Vec<String>,
     pub pull: Option<String>,
@@ -147,6 +160,8 @@ impl RunFlags {
             "--copy-back" => self.copy_back = true,
             "--runtime" => self.runtime = Some(string_value(command, parser)?),
             "--network" => self.network = Some(string_value(command, parser)?),
+            "--network-policy" => self.network_policy = Some(string_value(command, parser)?),
+            "--allow-host" => self.allow_hosts.push(string_value(command, parser)?),
             "-u" | "--user" => self.user = Some(string_value(command, parser)?),
             "--env-file" => self.env_files.push(string_value(command, parser)?),
             "--pull" => self.pull = Some(string_value(command, parser)?),
@@ -263,6 +278,20 @@ impl RunFlags {
             }
         };
         let options = self.container.parse().map_err(bad)?;
+        let allow = network_policy(
+            self.network_policy.as_deref(),
+            &self.allow_hosts,
+            self.network.as_deref(),
+        )
+        .map_err(bad)?;
+        if runtime == Kind::Apple && allow.is_some() {
+            return Err(bad(
+                "--network-policy strict is not available on Apple's runtime: its CLI \
+                 cannot make a network whose only way out is moat's proxy (use \
+                 --network-policy open, or another runtime)"
+                    .into(),
+            ));
+        }
         if runtime == Kind::Apple
             && let Some(flag) = self.container.given().first()
         {
@@ -283,6 +312,7 @@ impl RunFlags {
             stop_timeout,
             timeout,
             network: self.network,
+            allow,
             command,
             runtime,
             agent: None,
@@ -292,6 +322,46 @@ impl RunFlags {
             pull,
         })
     }
+}
+
+/// The run's network policy: `Some(rules)` for strict (the hosts it may reach), `None`
+/// for open. `--allow-host` alone means strict: a list of hosts only makes sense with it.
+fn network_policy(
+    policy: Option<&str>,
+    hosts: &[String],
+    network: Option<&str>,
+) -> std::result::Result<Option<Vec<allow::Rule>>, String> {
+    let strict = match policy {
+        Some("strict") => true,
+        Some("open") if !hosts.is_empty() => {
+            return Err("--allow-host needs --network-policy strict, not open".into());
+        }
+        Some("open") => false,
+        Some(other) => {
+            return Err(format!(
+                "invalid --network-policy {other:?}: use strict or open"
+            ));
+        }
+        None => !hosts.is_empty(),
+    };
+    if !strict {
+        return Ok(None);
+    }
+    if let Some(network) = network {
+        return Err(format!(
+            "--network {network} cannot be used with --network-policy strict: the run's \
+             network is its sandbox"
+        ));
+    }
+    let mut rules = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        let rule =
+            allow::parse(host).map_err(|why| format!("invalid --allow-host {host:?}: {why}"))?;
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    Ok(Some(rules))
 }
 
 /// Each variable once, at the place and with the value of its last setting.
@@ -610,6 +680,20 @@ pub fn describe(spec: &RunSpec, located: Option<&(Endpoint, Kind)>, origins: &Or
     line(format!("keep: {}", spec.keep), from("keep"));
     if let Some(n) = &spec.network {
         line(format!("network: {n}"), String::new());
+    }
+    match &spec.allow {
+        Some(rules) => {
+            let hosts: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+            line("network_policy: strict".into(), from("network_policy"));
+            line(
+                format!("allow_hosts: {}", json(&hosts)),
+                from("allow_hosts"),
+            );
+        }
+        None if !origins.of("network_policy").is_empty() => {
+            line("network_policy: open".into(), from("network_policy"));
+        }
+        None => {}
     }
     if let Some(t) = spec.timeout {
         line(

@@ -50,15 +50,25 @@ impl Run {
             }
         };
         self.store.release_reserve(&self.id);
-        if let Some(container) = self.container.take()
-            && !self.keep
-            && let Err(e) = self.runtime.remove(&container)
-        {
-            // A lost engine is the run's own error, told below; one line is enough.
+        // A lost engine is the run's own error, told below; one line is enough.
+        let tell = |e: crate::runtime::Error| {
             let engine_lost = matches!(e.kind, ErrorKind::Unreachable | ErrorKind::ConnectionLost);
             if !(engine_lost && error.is_some()) {
                 term::warn(e);
             }
+        };
+        let container = self.container.take();
+        if let Some(container) = &container
+            && !self.keep
+            && let Err(e) = self.runtime.remove(container)
+        {
+            tell(e);
+        }
+        // The sandbox goes with its run; its network stays while a kept container is on it.
+        if let Some(sandbox) = self.sandbox.take()
+            && let Err(e) = sandbox.end(&*self.runtime, container.is_some() && self.keep)
+        {
+            tell(e);
         }
         log::debug!("cleaned up");
         Ok(self.exit_code(&record, error))

@@ -89,6 +89,7 @@ pub fn execute(spec: RunSpec) -> Result<i32> {
         container: None,
         started: false,
         copy_back: None,
+        sandbox: None,
         keep: spec.keep,
         stop_timeout: spec.stop_timeout,
         tty,
@@ -141,6 +142,13 @@ fn first_record(spec: &RunSpec, runtime: &dyn Runtime) -> Record {
         owner_pid: Some(std::process::id()),
         keep: spec.keep,
         env: spec.env.iter().map(|(k, _)| k.clone()).collect(),
+        network_policy: if spec.allow.is_some() {
+            "strict"
+        } else {
+            "open"
+        }
+        .into(),
+        allowed_hosts: spec.allow.iter().flatten().map(|r| r.to_string()).collect(),
         ..Record::new(
             store::id::new_run_id(),
             spec.name.clone().unwrap_or_else(store::id::random_name),
@@ -168,6 +176,8 @@ struct Run {
     started: bool,
     /// The copy-back to do at the end (`--copy-back`), once the workspace is copied in.
     copy_back: Option<workspace::CopyBack>,
+    /// A strict run's network sandbox, once made (cleanup takes it).
+    sandbox: Option<crate::sandbox::Sandbox>,
     /// Leave the container when the run ends (`--keep`, or a copy-back that did not
     /// finish: the run's files are still in it).
     keep: bool,

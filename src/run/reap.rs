@@ -17,6 +17,7 @@ use super::reconcile::{self, Listed};
 use super::stop;
 use crate::error::{Error, Result};
 use crate::runtime::{Connections, Kind, ManagedContainer, Runtime};
+use crate::sandbox;
 use crate::store::{self, Record, Store};
 use crate::{term, time};
 
@@ -38,15 +39,33 @@ pub struct Container {
     with_run: bool,
 }
 
-/// What `clean` removes: finished runs, and containers (of those runs, or of no run).
+/// A network `clean` removes: a strict run's, whose run is being removed or is not in
+/// the store. It goes after the containers (a network is removed only once none is on it).
+pub struct Network {
+    runtime: Arc<dyn Runtime>,
+    pub id: String,
+    pub run_id: Option<String>,
+    with_run: bool,
+}
+
+/// What `clean` removes: finished runs, and containers and networks (of those runs, or
+/// of no run).
 pub struct Plan {
     pub runs: Vec<Record>,
     pub containers: Vec<Container>,
+    pub networks: Vec<Network>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.containers.is_empty() && self.networks.is_empty()
+    }
 }
 
 /// Something [`clean`] has removed.
 pub enum Removed<'a> {
     Container(&'a Container),
+    Network(&'a Network),
     Run(&'a Record),
 }
 
@@ -83,6 +102,24 @@ pub fn plan(
         }
     }
     let mut listed = Vec::new();
+    let mut networks: Vec<Network> = Vec::new();
+    for engine in &engines {
+        for (runtime, n) in networks_of(store, conns, engine) {
+            let run = n.run_id.as_deref().filter(|id| store::id::is_run_id(id));
+            let with_run = run.is_some_and(|id| runs.iter().any(|r| r.id == id));
+            // A network is made after its run's record: without the run, it is left over.
+            if (with_run || !run.is_some_and(|id| run_on_disk(store, id)))
+                && !networks.iter().any(|l| l.id == n.id)
+            {
+                networks.push(Network {
+                    runtime,
+                    id: n.id,
+                    run_id: n.run_id,
+                    with_run,
+                });
+            }
+        }
+    }
     for engine in engines {
         for (runtime, c) in list_ours(store, conns, &engine) {
             // Two names for one engine (the default and a recorded endpoint) list the
@@ -102,7 +139,11 @@ pub fn plan(
         .into_iter()
         .filter_map(|(runtime, c)| classify(store, &runs, runtime, c, now))
         .collect();
-    Ok(Plan { runs, containers })
+    Ok(Plan {
+        runs,
+        containers,
+        networks,
+    })
 }
 
 /// An engine runs were made on: the runtime, and the endpoint where it was found
@@ -165,6 +206,29 @@ fn list_ours(
         .collect()
 }
 
+/// The networks on `engine` made by this store (none, told, when it cannot be asked).
+fn networks_of(
+    store: &Store,
+    conns: &mut Connections,
+    engine: &Engine,
+) -> Vec<(Arc<dyn Runtime>, crate::runtime::ManagedNetwork)> {
+    let home = store.root().to_string_lossy().into_owned();
+    match engine
+        .connect(conns)
+        .and_then(|rt| Ok((rt.list_networks(None)?, rt)))
+    {
+        Ok((list, rt)) => list
+            .into_iter()
+            .filter(|n| n.home.as_deref() == Some(home.as_str()))
+            .map(|n| (rt.clone(), n))
+            .collect(),
+        Err(e) => {
+            log::debug!("not reaping {} networks: {e}", engine.name());
+            Vec::new()
+        }
+    }
+}
+
 /// Whether `clean` removes the listed container `c`, and how.
 fn classify(
     store: &Store,
@@ -212,7 +276,11 @@ pub fn clean(store: &Store, plan: &Plan, mut tell: impl FnMut(Removed)) -> i32 {
             .containers
             .iter()
             .filter(|c| c.with_run && c.run_id.as_deref() == Some(&record.id));
-        if let Err(e) = remove_run(store, record, own, &mut tell) {
+        let nets = plan
+            .networks
+            .iter()
+            .filter(|n| n.with_run && n.run_id.as_deref() == Some(&record.id));
+        if let Err(e) = remove_run(store, record, own, nets, &mut tell) {
             term::warn(e);
             code = 1;
         }
@@ -236,6 +304,15 @@ pub fn clean(store: &Store, plan: &Plan, mut tell: impl FnMut(Removed)) -> i32 {
             }
         }
     }
+    for n in plan.networks.iter().filter(|n| !n.with_run) {
+        match n.runtime.remove_network(&n.id) {
+            Ok(()) => tell(Removed::Network(n)),
+            Err(e) => {
+                term::warn(e);
+                code = 1;
+            }
+        }
+    }
     code
 }
 
@@ -245,6 +322,7 @@ fn remove_run<'a>(
     store: &Store,
     record: &'a Record,
     containers: impl Iterator<Item = &'a Container>,
+    networks: impl Iterator<Item = &'a Network>,
     tell: &mut impl FnMut(Removed<'a>),
 ) -> Result<()> {
     if !run_on_disk(store, &record.id) {
@@ -260,6 +338,10 @@ fn remove_run<'a>(
     for c in containers {
         c.runtime.remove(&c.id)?;
         tell(Removed::Container(c));
+    }
+    for n in networks {
+        n.runtime.remove_network(&n.id)?;
+        tell(Removed::Network(n));
     }
     store.remove(&record.id)?;
     tell(Removed::Run(record));
@@ -304,11 +386,14 @@ pub fn destroy(
     let _lock = store.lock_metadata(&record.id)?;
     // The owner removes its container at the end unless the run keeps it; a kept one, or
     // one left by a failure, goes now.
-    if record.keep || record.error.is_some() {
+    if record.keep || record.error.is_some() || record.network_policy == "strict" {
         match conns.for_record(&record.runtime, record.endpoint.as_ref()) {
             Ok(rt) => {
                 if let Some(container) = leftover(&*rt, &record)? {
                     rt.remove(&container)?;
+                }
+                if record.network_policy == "strict" {
+                    sandbox::tear_down(&*rt, &record.id, false, None)?;
                 }
             }
             Err(e) if record.keep => return Err(e.into()),

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::outcome::Ended;
 use crate::runtime::{Connections, ContainerState, Runtime};
+use crate::sandbox;
 use crate::store::{self, Record, StopReason, Store};
 use crate::{term, time};
 
@@ -124,7 +125,7 @@ pub fn settle(
             code: None,
         },
     };
-    record_ending(store, runtime.as_ref(), record, state, ended).map(Some)
+    record_ending(store, conns, runtime.as_ref(), record, state, ended).map(Some)
 }
 
 /// How long the command gets between its stop signal and the kill when the owner of its
@@ -164,14 +165,15 @@ pub fn owner_died(
         error: format!("moat run{owner} was killed; its watchdog stopped the run"),
         code,
     };
-    record_ending(store, runtime.as_ref(), record, state, ended)
+    record_ending(store, conns, runtime.as_ref(), record, state, ended)
 }
 
 /// Write how a run whose owner is gone ended, once (a run already final is left as it
 /// is), with the output its owner did not capture; then remove the container unless the
-/// run keeps it.
+/// run keeps it, and a strict run's sandbox.
 fn record_ending(
     store: &Store,
+    conns: &mut Connections,
     runtime: Option<&Arc<dyn Runtime>>,
     record: &Record,
     state: ContainerState,
@@ -208,6 +210,21 @@ fn record_ending(
         && let Err(e) = rt.remove(c)
     {
         term::warn(e);
+    }
+    if updated.network_policy == "strict" {
+        // The owner may have died with its sandbox made and no container yet.
+        let rt = match runtime {
+            Some(rt) => Ok(rt.clone()),
+            None => conns.for_record(&record.runtime, record.endpoint.as_ref()),
+        };
+        let kept = updated.keep && record.container_id.is_some() && state != ContainerState::Gone;
+        let log = store.network_log_path(&record.id);
+        if let Err(e) = rt.and_then(|rt| sandbox::tear_down(&*rt, &record.id, kept, Some(&log))) {
+            term::warn(format_args!(
+                "removing the sandbox of run {}: {e}",
+                record.id
+            ));
+        }
     }
     Ok(updated)
 }

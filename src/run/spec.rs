@@ -22,6 +22,9 @@ pub struct RunSpec {
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
     pub network: Option<String>,
+    /// `--network-policy strict`: the hosts the run may reach through its proxy, and
+    /// nothing else. `None`: the network is open.
+    pub allow: Option<Vec<crate::sandbox::allow::Rule>>,
     pub command: Vec<String>,
     pub runtime: Kind,
     /// The agent preset this run is for (`moat claude`...): announced on start as

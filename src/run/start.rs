@@ -12,6 +12,7 @@ use super::{Build, Event, Pull, Run, RunSpec, pumps};
 use crate::image::{self, build::Ensured};
 use crate::outcome::{Ended, StopReason};
 use crate::runtime::{CreateSpec, ErrorKind, StartOptions};
+use crate::sandbox::{self, allow::Rule};
 use crate::store::State;
 use crate::workspace::Mode;
 use crate::{signal, term, time};
@@ -24,11 +25,19 @@ impl Run {
     /// Set up, start and follow the run until it has ended; how the command ended.
     pub(super) fn drive(&mut self, spec: &RunSpec, forward_stdin: bool) -> Ended {
         let home = self.store.root().to_string_lossy().into_owned();
-        let create = spec.container(&self.id, &home, self.tty, forward_stdin);
+        let mut create = spec.container(&self.id, &home, self.tty, forward_stdin);
         if let Some(build) = &spec.build
             && let Err(ended) = self.build_image(build)
         {
             return ended;
+        }
+        if let Some(rules) = &spec.allow {
+            if let Err(ended) = self.make_sandbox(&mut create, rules) {
+                return ended;
+            }
+            if let Some(s) = self.pending_signal() {
+                return self.abort(StopReason::Signal, Some(s));
+            }
         }
         let container = match self.create(&create, spec.pull) {
             Ok(c) => c,
@@ -110,6 +119,28 @@ impl Run {
             self.request_stop(&container, StopReason::MoatStop, None, timeout);
         }
         self.follow(&container, session.exit, session.resizer, spec.timeout)
+    }
+
+    /// Make the run's network sandbox (`--network-policy strict`) and put the container
+    /// in it: on its internal network, with the proxy's variables.
+    fn make_sandbox(&mut self, create: &mut CreateSpec, rules: &[Rule]) -> Result<(), Ended> {
+        let log = self
+            .store
+            .open_network_log(&self.id)
+            .map_err(|e| moat_failed(e.to_string()))?;
+        let settings = sandbox::Settings {
+            run_id: &self.id,
+            labels: &create.labels,
+            allow: rules,
+            extra_hosts: &create.options.extra_hosts,
+            dns: &create.options.dns,
+        };
+        let made = sandbox::set_up(&*self.runtime, &settings, log).map_err(moat_failed)?;
+        log::debug!("sandbox made: network {}", made.network);
+        create.network = Some(made.network.clone());
+        create.env.extend(made.env.iter().cloned());
+        self.sandbox = Some(made);
+        Ok(())
     }
 
     /// Create the container; pull its image first when it is missing (`--pull missing`),

@@ -73,6 +73,8 @@ pub struct OwnerLock {
 
 const METADATA: &str = "metadata.json";
 const LOGS: &str = "logs.jsonl";
+/// A strict run's proxy records, one JSON line per request.
+const NETWORK_LOG: &str = "network.jsonl";
 const OWNER_LOCK: &str = "owner.lock";
 const META_LOCK: &str = "lock";
 /// Space set aside for the run's last records (see [`Store::reserve_space`]).
@@ -160,6 +162,16 @@ impl Store {
         self.dir(id).join(LOGS)
     }
 
+    pub fn network_log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(NETWORK_LOG)
+    }
+
+    /// Open a strict run's `network.jsonl` for appending (created 0600, empty for a run
+    /// that has made no request yet).
+    pub fn open_network_log(&self, id: &str) -> Result<File> {
+        open_append(&self.network_log_path(id))
+    }
+
     /// Create the run's directory, take its owner lock and write its first record, so that
     /// the run appears whole or not at all: everything is made under a temporary name that
     /// [`Store::list`] skips, then renamed into place. The owner lock survives the rename
@@ -191,13 +203,7 @@ impl Store {
 
     /// Open the run's log for appending (created 0600).
     pub fn open_log(&self, id: &str) -> Result<File> {
-        let path = self.logs_path(id);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), &e))
+        open_append(&self.logs_path(id))
     }
 
     pub fn read(&self, id: &str) -> Result<Record> {
@@ -380,6 +386,16 @@ impl Store {
 }
 
 /// Write `record` as `dir/metadata.json` atomically: temp file, fsync, rename.
+/// Open a run's file for appending, created private (0600).
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), &e))
+}
+
 fn write_record(dir: &Path, record: &Record) -> io::Result<()> {
     let path = dir.join(METADATA);
     let tmp = dir.join(format!(".{METADATA}.{}.tmp", std::process::id()));

@@ -98,6 +98,13 @@ pub struct Record {
     /// Names of the `-e` variables; their values are never written down.
     #[serde(default)]
     pub env: Vec<String>,
+    /// `open`, or `strict`: the container reached only `allowed_hosts`, through moat's
+    /// proxy (runs recorded before there were policies were open).
+    #[serde(default = "open")]
+    pub network_policy: String,
+    /// A strict run's `--allow-host` rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
     /// The ports the engine published (`-p`, `-P`), as `HOST_IP:HOST_PORT->PORT/PROTO`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
@@ -105,6 +112,10 @@ pub struct Record {
 
 fn bind() -> String {
     "bind".into()
+}
+
+fn open() -> String {
+    "open".into()
 }
 
 /// The `copy_back` key: what `--copy-back` wrote to the host's workspace.
@@ -155,6 +166,8 @@ impl Record {
             owner_pid: None,
             keep: false,
             env: Vec::new(),
+            network_policy: open(),
+            allowed_hosts: Vec::new(),
             ports: Vec::new(),
         }
     }

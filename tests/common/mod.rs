@@ -560,6 +560,23 @@ pub fn containers_for(run_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The networks labelled `moat.run_id=<run_id>` (a strict run's), by ID.
+pub fn networks_for(run_id: &str) -> Vec<String> {
+    let filters = serde_json::json!({ "label": [format!("moat.run_id={run_id}")] }).to_string();
+    let path = format!("/networks?filters={}", url_encode(&filters));
+    let (status, body) = docker_request("GET", &path).expect("list networks");
+    assert_eq!(
+        status,
+        200,
+        "list networks: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let list: Vec<Value> = serde_json::from_slice(&body).expect("network list is JSON");
+    list.iter()
+        .map(|n| n["Id"].as_str().expect("network Id").to_string())
+        .collect()
+}
+
 /// The engine's full ID of `container` (an ID or a name: Apple's runtime records the
 /// container's name, which the stand-in gives the Docker container), if it exists.
 pub fn engine_id(container: &str) -> Option<String> {
