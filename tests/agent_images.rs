@@ -422,7 +422,15 @@ fn apple_builds_the_agent_image_through_its_cli() {
     let (built, _) = version_run("codex");
     assert_code(built, 0);
     let env = common::moat_on(Runtime::Apple);
-    let tag = tag_of(&env, &["codex"]);
+    // Apple's runtime has no strict network: an agent there runs open when told to.
+    let strict = agent(&env, &["codex", "--dry-run"], &[]);
+    assert_code(&strict, 2);
+    assert!(
+        stderr(&strict).contains("not available on Apple's runtime"),
+        "{}",
+        stderr(&strict)
+    );
+    let tag = tag_of(&env, &["codex", "--network", "none"]);
     let out = agent(
         &env,
         &["codex", "--rebuild", "--network", "none", "--", "--version"],

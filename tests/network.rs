@@ -1042,3 +1042,83 @@ fn agent_presets_run_strict_by_default() {
     assert_eq!(hosts, None, "{}", stdout(&out));
     assert!(env.run_dirs().is_empty(), "a dry run recorded a run");
 }
+
+#[test]
+fn an_agent_reaches_its_declared_host_and_nothing_else() {
+    let env = moat();
+    let mut outside = Outside::start();
+    // Stand-ins for the preset's declared host on its two default ports (a tunnel to 443
+    // carries what the client sends; no TLS is needed to see it arrive), and another host.
+    let api = outside.serve_tcp(443);
+    let api_plain = outside.serve_tcp(80);
+    let elsewhere = outside.serve_tcp(HTTP_PORT);
+    let other = format!("other-{}.test", unique());
+    let ask = ask_shell();
+    let script = format!(
+        "{ask}ask 'CONNECT api.anthropic.com:443 HTTP/1.1\\r\\n\\r\\nGET /v1/messages HTTP/1.0\\r\\n\\r\\n'
+ask 'GET http://api.anthropic.com/plain HTTP/1.1\\r\\n\\r\\n'
+ask 'GET http://{other}:{HTTP_PORT}/ HTTP/1.1\\r\\n\\r\\n'"
+    );
+    // The claude preset (its strict policy and declared hosts) with the test's image and
+    // command, so no agent image is built: `agent:` in the project file, the command
+    // after `--`.
+    std::fs::write(
+        env.ws.join("moat.yaml"),
+        format!("agent: claude\nname: agent\nimage: {IMAGE}\n"),
+    )
+    .expect("write moat.yaml");
+    let home = env.root.join("home-dir");
+    std::fs::create_dir_all(&home).expect("create fake HOME");
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--add-host"])
+        .arg(format!("api.anthropic.com:{}", outside.ip))
+        .arg("--add-host")
+        .arg(format!("{other}:{}", outside.ip))
+        .args(["--", "sh", "-c", &script])
+        .env("HOME", &home);
+    for name in common::AGENT_KEYS {
+        cmd.env_remove(name);
+    }
+    let out = cmd.output().expect("run moat");
+    assert_code(&out, 0);
+    let record = env.record_named("agent").expect("the agent's run");
+    let id = record["id"].as_str().expect("id");
+    assert_eq!(record["network_policy"], "strict", "{record:#}");
+    assert_eq!(
+        record["allowed_hosts"],
+        serde_json::json!(["api.anthropic.com"])
+    );
+    assert_nothing_left(id);
+
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(answers[0].starts_with("HTTP/1.1 200 "), "{answers:?}");
+    assert!(answers[0].ends_with(&format!("{ANSWER}\n")), "{answers:?}");
+    assert!(answers[1].starts_with("HTTP/1.0 200 OK\r\n"), "{answers:?}");
+    assert!(answers[2].starts_with("HTTP/1.1 403 "), "{answers:?}");
+    assert!(
+        api.all().iter().any(|r| r.starts_with("GET /v1/messages ")),
+        "{:?}",
+        api.all()
+    );
+    assert!(
+        api_plain.all().iter().any(|r| r.starts_with("GET /plain ")),
+        "{:?}",
+        api_plain.all()
+    );
+    assert_eq!(elsewhere.all(), Vec::<String>::new());
+    let decisions: Vec<(String, String)> = network_log(&env, id)
+        .iter()
+        .map(|r| {
+            let host = r["host"].as_str().unwrap_or_default().to_string();
+            (host, r["decision"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    let want = [
+        ("api.anthropic.com", "allowed"),
+        ("api.anthropic.com", "allowed"),
+        (other.as_str(), "denied"),
+    ]
+    .map(|(h, d)| (h.to_string(), d.to_string()));
+    assert_eq!(decisions, want);
+}
