@@ -115,7 +115,7 @@ fn a_killed_strict_owner_takes_its_proxy_and_network_with_it() {
         assert!(env.records().is_empty());
         return;
     }
-    for round in 0..scaled(3, 2) {
+    for round in 0..scaled(4, 2) {
         let name = format!("strict-{round}");
         let mut cmd = env.cmd();
         cmd.args([
@@ -128,7 +128,13 @@ fn a_killed_strict_owner_takes_its_proxy_and_network_with_it() {
             "example.test",
         ]);
         cmd.args(["--", "sleep", "600"]);
-        kill_and_check(&env, cmd, &name, sigkill);
+        // The owner alone, then its whole process group, as CI runners cancel.
+        if round % 2 == 0 {
+            kill_and_check(&env, cmd, &name, sigkill);
+        } else {
+            cmd.process_group(0);
+            kill_and_check(&env, cmd, &name, |owner| sigkill(-owner));
+        }
     }
 }
 
