@@ -85,6 +85,7 @@ fn make(rt: &dyn Runtime, s: &Settings, image: String, log: File) -> Result<Sand
     let (network_id, subnets) = rt
         .create_network(&network, true, s.labels)
         .map_err(failed)?;
+    log::debug!("network {network} made");
     let mut command = vec!["--listen".to_string(), format!("0.0.0.0:{PROXY_PORT}")];
     // Only the run's own network may use the proxy: it listens on the outside one too.
     for subnet in &subnets {
@@ -119,7 +120,9 @@ fn make(rt: &dyn Runtime, s: &Settings, image: String, log: File) -> Result<Sand
         },
     };
     let proxy = rt.create(&spec).map_err(failed)?;
+    log::debug!("proxy created");
     rt.connect_network(&network_id, &proxy).map_err(failed)?;
+    log::debug!("proxy attached to {network}");
     let session = rt
         .start(
             &proxy,
@@ -145,6 +148,7 @@ fn make(rt: &dyn Runtime, s: &Settings, image: String, log: File) -> Result<Sand
             ));
         }
     }
+    log::debug!("proxy listening");
     let address = rt.address_on(&proxy, &network).map_err(failed)?;
     let url = format!("http://{address}:{PROXY_PORT}");
     let no_proxy = "localhost,127.0.0.1,::1";
@@ -223,6 +227,7 @@ impl Sandbox {
         // The proxy's output ends with the proxy.
         let _ = self.log_pump.join();
         removed?;
+        log::debug!("proxy removed");
         if !keep_network {
             rt.remove_network(&self.network_id)?;
         }
