@@ -115,7 +115,7 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
 
 /// `--network`: the proxy's records of a strict run, one line each.
 fn print_network(store: &Store, record: &Record, tail: Option<usize>) -> Result<i32> {
-    if record.network_policy != "strict" {
+    if !record.is_strict() {
         return Err(Error::failed(format!(
             "run {} has no network log: its network policy was {}",
             record.id, record.network_policy

@@ -386,13 +386,13 @@ pub fn destroy(
     let _lock = store.lock_metadata(&record.id)?;
     // The owner removes its container at the end unless the run keeps it; a kept one, or
     // one left by a failure, goes now.
-    if record.keep || record.error.is_some() || record.network_policy == "strict" {
+    if record.keep || record.error.is_some() || record.is_strict() {
         match conns.for_record(&record.runtime, record.endpoint.as_ref()) {
             Ok(rt) => {
                 if let Some(container) = leftover(&*rt, &record)? {
                     rt.remove(&container)?;
                 }
-                if record.network_policy == "strict" {
+                if record.is_strict() {
                     sandbox::tear_down(&*rt, &record.id, false, None)?;
                 }
             }

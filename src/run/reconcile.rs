@@ -211,7 +211,7 @@ fn record_ending(
     {
         term::warn(e);
     }
-    if updated.network_policy == "strict" {
+    if updated.is_strict() {
         // The owner may have died with its sandbox made and no container yet.
         let rt = match runtime {
             Some(rt) => Ok(rt.clone()),

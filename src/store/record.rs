@@ -134,6 +134,12 @@ pub struct CopyBack {
 }
 
 impl Record {
+    /// Whether the run had a strict network policy: a proxy and a network of its own,
+    /// removed with it.
+    pub fn is_strict(&self) -> bool {
+        self.network_policy == "strict"
+    }
+
     /// A run's first record: created, nothing else known yet. Every key the record gains
     /// gets its starting value here, once.
     pub fn new(id: String, name: String, created_at: String) -> Record {
