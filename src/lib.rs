@@ -12,6 +12,7 @@ pub mod image;
 pub mod io_reason;
 pub mod logger;
 pub mod outcome;
+pub mod own_binary;
 pub mod run;
 pub mod runtime;
 pub mod sandbox;
