@@ -293,6 +293,43 @@ fn container_tty_has_the_terminal_size_and_follows_a_resize() {
     assert_record(&s.record(), "stopped", Some(0), None);
 }
 
+/// The command sees the terminal's size before its first instruction: `stty size` is the
+/// command itself. dockerd before API 1.42 cannot size a TTY before the start, so moat
+/// starts the command through a step of its own binary that does (bound on a local
+/// engine, copied into a remote one: runtime/docker/tty_size.rs); Podman sizes it itself.
+/// Each way of naming the command goes through the step, as does a user without root.
+#[test]
+fn the_command_sees_the_terminal_size_from_its_first_instruction() {
+    if common::runtime() == Runtime::Apple {
+        // Apple's CLI sizes the TTY before the start; its stand-in, `docker start
+        // --attach` on dockerd 20.10, cannot (see `Session::first_prompt`).
+        return;
+    }
+    let mut cases: Vec<(&[&str], &[&str])> = vec![
+        (&[], &["stty", "size"]),
+        (&["--no-init"], &["stty", "size"]),
+        (&["--entrypoint", "stty"], &["size"]),
+        (&["--user", "65534"], &["stty", "size"]),
+    ];
+    // A bound binary needs no write to the container's root; a remote engine's copy does,
+    // so there a read-only root is sized just after the start.
+    if common::engine::engine().sees_host_files() {
+        cases.push((&["--read-only"], &["stty", "size"]));
+    }
+    for _ in 0..common::scaled(2, 1) {
+        for (extra, command) in &cases {
+            let mut s = Session::start(extra, command, 33, 101);
+            let status = s.finish(SLOW);
+            s.assert_code(status, 0);
+            let screen = s.screen_text();
+            assert!(
+                screen.contains("33 101\r\n"),
+                "{extra:?} {command:?}: the command saw another size: {screen:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn zero_size_terminal_gives_the_container_24x80() {
     let mut s = Session::start(&[], &["sh"], 0, 0);

@@ -73,6 +73,8 @@ pub fn main(args: Vec<OsString>) -> Result<i32> {
         },
         // Run by the engine as a strict run's egress proxy; not in the help (sandbox/).
         crate::sandbox::proxy::COMMAND => crate::sandbox::proxy::main(rest),
+        // Run in a TTY container before its command; not in the help (runtime/docker/).
+        crate::runtime::docker::tty_size::COMMAND => crate::runtime::docker::tty_size::main(rest),
         "-h" | "--help" => {
             say(HELP)?;
             Ok(0)

@@ -102,6 +102,7 @@ impl RunSpec {
             ],
             init: self.init,
             tty,
+            tty_size: None,
             stdin,
             network: self.network.clone(),
             user: self.user.clone(),

@@ -39,7 +39,7 @@ impl Run {
                 return self.abort(StopReason::Signal, Some(s));
             }
         }
-        let container = match self.create(&create, spec.pull) {
+        let container = match self.create(&mut create, spec.pull) {
             Ok(c) => c,
             Err(ended) => return ended,
         };
@@ -146,11 +146,18 @@ impl Run {
     /// Create the container; pull its image first when it is missing (`--pull missing`),
     /// always (`always`) or never (`never`: a missing image fails the run). Creating first
     /// and pulling only then costs the common case one engine call instead of two.
-    fn create(&mut self, create: &CreateSpec, pull: Pull) -> Result<String, Ended> {
-        let platform = create.options.platform.as_deref();
+    fn create(&mut self, create: &mut CreateSpec, pull: Pull) -> Result<String, Ended> {
+        let platform = create.options.platform.clone();
+        let platform = platform.as_deref();
         if pull == Pull::Always {
             self.pull(&create.image, platform)?;
         }
+        // The size as the container is made, after any pull (which can take minutes).
+        let tty = self.tty;
+        let sized = |create: &mut CreateSpec| {
+            create.tty_size = tty.then(|| term::size_or_default(0));
+        };
+        sized(create);
         match self.runtime.create(create) {
             Ok(c) => Ok(c),
             Err(e) if e.kind == ErrorKind::ImageNotFound && pull == Pull::Never => {
@@ -161,6 +168,7 @@ impl Run {
             }
             Err(e) if e.kind == ErrorKind::ImageNotFound => {
                 self.pull(&create.image, platform)?;
+                sized(create);
                 self.runtime
                     .create(create)
                     .map_err(|e| moat_failed(e.to_string()))

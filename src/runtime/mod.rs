@@ -132,6 +132,10 @@ pub struct CreateSpec {
     pub init: bool,
     /// Give the container a TTY (interactive mode with a terminal).
     pub tty: bool,
+    /// The TTY's size (rows, cols) when the container is made, for an engine that cannot
+    /// size it before the start (`docker/tty_size.rs`). Set by the run just before the
+    /// create call, so a pull before it does not make it stale.
+    pub tty_size: Option<(u16, u16)>,
     /// Keep the container's stdin open for the session to write to.
     pub stdin: bool,
     pub network: Option<String>,

@@ -106,6 +106,7 @@ fn make(rt: &dyn Runtime, s: &Settings, image: String, log: File) -> Result<Sand
         labels,
         init: false,
         tty: false,
+        tty_size: None,
         stdin: false,
         // The engine's default network: the way out.
         network: None,

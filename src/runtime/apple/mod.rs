@@ -493,6 +493,7 @@ mod tests {
             ],
             init: true,
             tty: false,
+            tty_size: None,
             stdin: true,
             network: Some("none".into()),
             user: None,

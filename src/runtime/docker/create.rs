@@ -168,6 +168,7 @@ mod tests {
             labels: vec![("moat.managed".into(), "true".into())],
             init: true,
             tty: false,
+            tty_size: None,
             stdin: false,
             network: None,
             user: None,

@@ -11,6 +11,7 @@ mod network;
 mod podman;
 mod pull;
 mod transport;
+pub mod tty_size;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,26 @@ impl Docker {
             kind,
         })
     }
+
+    /// Copy the TTY step's binary into the created container `id` when the engine does
+    /// not bind it. A container that would start a step that is not there is removed.
+    fn install(&self, id: &str, step: &tty_size::Step) -> Result<()> {
+        let copied = match step.archive() {
+            Ok(None) => return Ok(()),
+            Ok(Some(archive)) => self.upload(id, "/", archive),
+            Err(e) => Err(Error::new(
+                ErrorKind::Other,
+                "copying moat's TTY step into the container",
+                io_reason(&e),
+            )),
+        };
+        if copied.is_err()
+            && let Err(e) = self.remove(id)
+        {
+            log::debug!("removing the container without its TTY step: {e}");
+        }
+        copied
+    }
 }
 
 /// How long a copy into or out of a container may go without moving a byte.
@@ -68,12 +89,13 @@ fn classify_start_error(e: Error) -> Error {
     Error { kind, ..e }
 }
 
-/// Whether a process's command line is an engine's init: Docker's `docker-init` (tini)
-/// or Podman's `catatonit`.
-fn is_init(cmd: &str) -> bool {
+/// Whether a process's command line is not the command's yet: an engine's init (Docker's
+/// `docker-init`, which is tini, or Podman's `catatonit`), or moat's TTY step before it
+/// execs the command.
+fn is_before_command(cmd: &str) -> bool {
     let program = cmd.split_whitespace().next().unwrap_or("");
     let name = program.rsplit('/').next().unwrap_or(program);
-    matches!(name, "docker-init" | "tini" | "catatonit")
+    matches!(name, "docker-init" | "tini" | "catatonit") || tty_size::is_step(cmd)
 }
 
 #[derive(Deserialize)]
@@ -228,7 +250,15 @@ impl Runtime for Docker {
     }
 
     fn create(&self, spec: &CreateSpec) -> Result<String> {
-        let body = create::body(spec);
+        let mut body = create::body(spec);
+        let step = match self.kind {
+            Kind::Docker => tty_size::plan(&self.client, spec),
+            // Podman sizes a TTY before the start itself.
+            _ => None,
+        };
+        if let Some(step) = &step {
+            step.apply(&mut body);
+        }
         let body = serde_json::to_vec(&body).expect("a JSON value always serialises");
         let (_, answer) = self
             .client
@@ -259,6 +289,9 @@ impl Runtime for Docker {
                 format!("unexpected answer: {e}"),
             )
         })?;
+        if let Some(step) = &step {
+            self.install(&created.id, step)?;
+        }
         Ok(created.id)
     }
 
@@ -475,13 +508,11 @@ impl Runtime for Docker {
             )
         })?;
         let processes = top.processes.unwrap_or_default();
-        Ok(match processes.as_slice() {
-            [] => false,
-            // One process: the command itself (no init), or an init that has not forked
-            // yet. The command line is the last column.
-            [only] => !only.last().is_some_and(|cmd| is_init(cmd)),
-            _ => true,
-        })
+        // The command runs once a process is neither an init that has not forked yet nor
+        // the TTY step that has not exec'd it. The command line is the last column.
+        Ok(processes
+            .iter()
+            .any(|p| !p.last().is_some_and(|cmd| is_before_command(cmd))))
     }
 
     fn output(&self, id: &str, follow: bool) -> Result<Box<dyn super::OutputSource>> {
