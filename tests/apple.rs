@@ -411,10 +411,22 @@ fn transient_inspect_failures_never_end_a_run() {
     assert!(containers_for(&id).is_empty(), "container left behind");
 }
 
+/// A hung `container stop`, in `moat stop` and in `moat run` at once: each waits out the
+/// deadline of half a minute, so the two share it rather than take a test thread each.
+#[test]
+fn a_hung_container_stop_is_an_error_and_the_run_still_ends() {
+    common::on_threads(2, |i| {
+        if i == 0 {
+            hung_stop_in_moat_stop()
+        } else {
+            hung_stop_in_moat_run()
+        }
+    });
+}
+
 /// A hung `container stop` in `moat stop`: a clear error once its deadline (stop timeout
 /// + 30 s) passes, then moat kills the container and the run ends recorded.
-#[test]
-fn a_hung_container_stop_in_moat_stop_is_an_error_and_the_run_still_ends() {
+fn hung_stop_in_moat_stop() {
     let env = apple();
     let (mut live, id) = env.start_ready(&[], &[], "echo ready; exec sleep 1000");
     let sent = Instant::now();
@@ -440,8 +452,7 @@ fn a_hung_container_stop_in_moat_stop_is_an_error_and_the_run_still_ends() {
 /// The same hang inside `moat run` (stopping on SIGTERM, stop timeout 1 s): the error is
 /// reported once the stop's deadline (31 s) passes, the container is killed, and the run
 /// ends recorded.
-#[test]
-fn a_hung_container_stop_in_moat_run_is_an_error_and_the_run_still_ends() {
+fn hung_stop_in_moat_run() {
     let env = apple();
     let (mut live, id) = env.start_ready(
         &[("STANDIN_HANG", "stop")],
