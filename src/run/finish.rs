@@ -58,16 +58,23 @@ impl Run {
             }
         };
         let container = self.container.take();
-        if let Some(container) = &container
-            && !self.keep
-            && let Err(e) = self.runtime.remove(container)
-        {
+        let remove_container = || match &container {
+            Some(container) if !self.keep => self.runtime.remove(container),
+            _ => Ok(()),
+        };
+        // The sandbox goes with its run; its network stays while a kept container is on it.
+        let (removed, sandbox_ended) = match self.sandbox.take() {
+            Some(sandbox) => {
+                let keep_network = container.is_some() && self.keep;
+                let (removed, ended) = sandbox.end(&*self.runtime, keep_network, remove_container);
+                (removed, Some(ended))
+            }
+            None => (remove_container(), None),
+        };
+        if let Err(e) = removed {
             tell(e);
         }
-        // The sandbox goes with its run; its network stays while a kept container is on it.
-        if let Some(sandbox) = self.sandbox.take()
-            && let Err(e) = sandbox.end(&*self.runtime, container.is_some() && self.keep)
-        {
+        if let Some(Err(e)) = sandbox_ended {
             tell(e);
         }
         log::debug!("cleaned up");
