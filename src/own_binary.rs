@@ -63,6 +63,17 @@ pub fn runs_alone_on(binary: &[u8], platform: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// This machine's platform as an engine names one (`linux/amd64`): an engine on a local
+/// socket runs here.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("{}/{arch}", std::env::consts::OS)
+}
+
 /// What an ELF executable's header says: its machine, whether it needs a dynamic loader
 /// (a `PT_INTERP` program header), and its build ID (a GNU note), when these are within
 /// the bytes given.

@@ -147,10 +147,8 @@ impl Run {
     /// always (`always`) or never (`never`: a missing image fails the run). Creating first
     /// and pulling only then costs the common case one engine call instead of two.
     fn create(&mut self, create: &mut CreateSpec, pull: Pull) -> Result<String, Ended> {
-        let platform = create.options.platform.clone();
-        let platform = platform.as_deref();
         if pull == Pull::Always {
-            self.pull(&create.image, platform)?;
+            self.pull(&create.image, create.options.platform.as_deref())?;
         }
         // The size as the container is made, after any pull (which can take minutes).
         let tty = self.tty;
@@ -167,7 +165,7 @@ impl Run {
                 )))
             }
             Err(e) if e.kind == ErrorKind::ImageNotFound => {
-                self.pull(&create.image, platform)?;
+                self.pull(&create.image, create.options.platform.as_deref())?;
                 sized(create);
                 self.runtime
                     .create(create)

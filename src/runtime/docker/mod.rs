@@ -89,6 +89,21 @@ fn classify_start_error(e: Error) -> Error {
     Error { kind, ..e }
 }
 
+/// Image `image`'s inspect answer, or `None` when the engine does not have it.
+fn inspect_image(client: &Client, image: &str) -> Result<Option<Vec<u8>>> {
+    match client.call(
+        &format!("looking up image {image}"),
+        "GET",
+        &format!("/images/{}/json", encode(image)),
+        None,
+        Some(CALL_DEADLINE),
+    ) {
+        Ok((_, body)) => Ok(Some(body)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a process's command line is not the command's yet: an engine's init (Docker's
 /// `docker-init`, which is tini, or Podman's `catatonit`), or moat's TTY step before it
 /// execs the command.
@@ -226,17 +241,7 @@ impl Runtime for Docker {
     }
 
     fn image_exists(&self, image: &str) -> Result<bool> {
-        match self.client.call(
-            &format!("looking up image {image}"),
-            "GET",
-            &format!("/images/{}/json", encode(image)),
-            None,
-            Some(CALL_DEADLINE),
-        ) {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(inspect_image(&self.client, image)?.is_some())
     }
 
     fn build(

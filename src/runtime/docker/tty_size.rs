@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::{CALL_DEADLINE, Client, encode};
+use super::client::Client;
 use super::network;
 use crate::error::Error as CliError;
 use crate::io_reason::io_reason;
@@ -66,7 +66,7 @@ pub fn plan(client: &Client, spec: &CreateSpec) -> Option<Step> {
         Err(e) => return skip(e),
     };
     let platform = if bind {
-        this_platform()
+        own_binary::host_platform()
     } else {
         match network::platform(client) {
             Ok(p) => p,
@@ -77,8 +77,9 @@ pub fn plan(client: &Client, spec: &CreateSpec) -> Option<Step> {
         return skip(why);
     }
     let image = match image_config(client, &spec.image) {
-        Ok(config) => config,
+        Ok(Some(config)) => config,
         // A missing image is the create call's to report (and the run's to pull).
+        Ok(None) => return skip(format!("image {} is not here yet", spec.image)),
         Err(e) => return skip(e.to_string()),
     };
     let command = merged_command(spec, image);
@@ -121,28 +122,18 @@ impl Step {
         }
         let file = File::open(&self.binary)?;
         let len = file.metadata()?.len();
-        let mut head = Vec::with_capacity(1024);
+        let mut tar = tar::Builder::new(Vec::new());
         for (path, kind, size) in [
-            (format!("{DIR}/"), tar::EntryType::Directory, 0),
-            (format!("{DIR}/moat"), tar::EntryType::Regular, len),
+            (&format!("{DIR}/"), tar::EntryType::Directory, 0),
+            (&format!("{DIR}/moat"), tar::EntryType::Regular, len),
         ] {
             let mut header = tar::Header::new_ustar();
-            header.set_path(&path)?;
             header.set_entry_type(kind);
             header.set_size(size);
             header.set_mode(0o755);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_cksum();
-            head.extend_from_slice(header.as_bytes());
+            tar.append_data(&mut header, path, (&file).take(size))?;
         }
-        // The content padded to a 512-byte block, then the archive's two empty blocks.
-        let tail = vec![0; (512 - (len % 512) as usize) % 512 + 1024];
-        Ok(Some(Box::new(
-            io::Cursor::new(head)
-                .chain(file.take(len))
-                .chain(io::Cursor::new(tail)),
-        )))
+        Ok(Some(Box::new(io::Cursor::new(tar.into_inner()?))))
     }
 }
 
@@ -203,16 +194,6 @@ fn size_unsized_tty(rows: u16, cols: u16) {
     }
 }
 
-/// This machine's platform as the engine names one (`linux/amd64`).
-fn this_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    format!("{}/{arch}", std::env::consts::OS)
-}
-
 /// The part of an image's config that says what a container of it runs.
 #[derive(Deserialize, Default)]
 struct ImageConfig {
@@ -222,28 +203,23 @@ struct ImageConfig {
     cmd: Option<Vec<String>>,
 }
 
-fn image_config(client: &Client, image: &str) -> crate::runtime::Result<ImageConfig> {
+fn image_config(client: &Client, image: &str) -> crate::runtime::Result<Option<ImageConfig>> {
     #[derive(Deserialize)]
     struct Image {
         #[serde(rename = "Config")]
         config: Option<ImageConfig>,
     }
-    let what = format!("looking up image {image}");
-    let (_, body) = client.call(
-        &what,
-        "GET",
-        &format!("/images/{}/json", encode(image)),
-        None,
-        Some(CALL_DEADLINE),
-    )?;
+    let Some(body) = super::inspect_image(client, image)? else {
+        return Ok(None);
+    };
     let image: Image = serde_json::from_slice(&body).map_err(|e| {
         crate::runtime::Error::new(
             crate::runtime::ErrorKind::Other,
-            what,
+            format!("looking up image {image}"),
             format!("unexpected answer: {e}"),
         )
     })?;
-    Ok(image.config.unwrap_or_default())
+    Ok(Some(image.config.unwrap_or_default()))
 }
 
 /// The command line a container of `image` runs for `spec`, merged as the engine merges
